@@ -1,0 +1,115 @@
+package load
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Config describes one load run. Zero fields take the defaults noted on them.
+type Config struct {
+	// URL is the server's base URL ("ws://127.0.0.1:8080"); client i dials
+	// URL+"/ws/c{i}". A URL containing "{id}" is used as a template instead.
+	URL string
+	// Clients is the number of connections, ids c0..c{Clients-1}. Senders
+	// are the first Senders ids; the silent clients follow them.
+	Clients int
+	// ConnectConcurrency bounds the dials in flight. Default: 64.
+	ConnectConcurrency int
+	// ConnectTimeout bounds one dial and handshake. Default: 10s.
+	ConnectTimeout time.Duration
+	// SourceIPs spreads connections over the source addresses
+	// 127.0.0.1..127.0.0.{SourceIPs}, each of which has its own ephemeral
+	// port range. Default: 0, the kernel picks the source address.
+	SourceIPs int
+	// JoinTimeout bounds the wait for every client to see the last join.
+	// Default: 30s.
+	JoinTimeout time.Duration
+
+	// Senders is the number of clients that send; each sends Messages.
+	Senders  int
+	Messages int
+	// Rate is messages per second per sender. Default: 0, unthrottled with
+	// at most Window messages in flight per sender (a sender's own broadcast
+	// copy coming back acknowledges a message).
+	Rate   float64
+	Window int // Default: 16.
+	// AckTimeout is how long an unthrottled sender waits for an ack before
+	// it counts the message as unacknowledged and frees its window slot.
+	// Default: 2s.
+	AckTimeout time.Duration
+	// Size pads each message to at least this many bytes. Default: 0.
+	Size int
+	// Silent is the number of clients that never read after connecting.
+	// Their sockets have a small receive buffer, so the server feels them
+	// soon.
+	Silent int
+	// DrainTimeout ends the wait for outstanding deliveries after this long
+	// without progress. Default: 5s.
+	DrainTimeout time.Duration
+	// Timeout bounds the whole run. Default: 60s.
+	Timeout time.Duration
+
+	// ServerPID, when set, makes the run sample that process's RSS and CPU
+	// time from /proc.
+	ServerPID int
+	// GoroutinesURL, when set, is fetched after the measurement; a pprof
+	// goroutine page (?debug=1), {"goroutines": N} or a bare number is
+	// understood.
+	GoroutinesURL string
+}
+
+func (c Config) withDefaults() Config {
+	setDefault(&c.ConnectConcurrency, 64)
+	setDefault(&c.ConnectTimeout, 10*time.Second)
+	setDefault(&c.JoinTimeout, 30*time.Second)
+	setDefault(&c.Window, 16)
+	setDefault(&c.AckTimeout, 2*time.Second)
+	setDefault(&c.DrainTimeout, 5*time.Second)
+	setDefault(&c.Timeout, 60*time.Second)
+	return c
+}
+
+func setDefault[T comparable](field *T, value T) {
+	var zero T
+	if *field == zero {
+		*field = value
+	}
+}
+
+// maxBitmapBytes bounds the per-receiver duplicate-detection bitmaps.
+const maxBitmapBytes = 1 << 30
+
+func (c Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(strings.HasPrefix(c.URL, "ws://"), "url %q must start with ws://", c.URL)
+	check(c.Clients > 0, "clients must be positive")
+	check(c.Senders >= 0 && c.Senders <= c.Clients, "senders must be in [0, clients]")
+	check(c.Messages >= 0, "messages must not be negative")
+	check(c.Silent >= 0, "silent must not be negative")
+	check(c.Silent == 0 || c.Senders+c.Silent < c.Clients, "senders+silent must leave the last client reading")
+	check(c.SourceIPs >= 0 && c.SourceIPs <= 254, "source-ips must be in [0, 254]")
+	check(c.Rate >= 0, "rate must not be negative")
+	check(c.Window > 0, "window must be positive")
+	check(c.Size >= 0, "size must not be negative")
+	check(c.ConnectConcurrency > 0, "connect concurrency must be positive")
+	bitmapBytes := int64(c.Clients) * ((int64(c.Senders)*int64(c.Messages) + 63) / 64 * 8)
+	check(bitmapBytes <= maxBitmapBytes, "clients*senders*messages/8 = %d bytes of loss bitmaps, over %d", bitmapBytes, maxBitmapBytes)
+	if len(errs) > 0 {
+		return fmt.Errorf("load: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+func (c Config) clientURL(id string) string {
+	if strings.Contains(c.URL, "{id}") {
+		return strings.ReplaceAll(c.URL, "{id}", id)
+	}
+	return strings.TrimSuffix(c.URL, "/") + "/ws/" + id
+}

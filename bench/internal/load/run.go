@@ -1,0 +1,516 @@
+// Package load drives a chat server with many clients and measures delivery:
+// loss, duplicates, order, latency and throughput. cmd/wsroom-load is its
+// command-line face.
+package load
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/wsroom/wsroom/bench/internal/wsclient"
+)
+
+// Run connects the clients, waits for the join storm to settle, lets the
+// senders send, waits for the deliveries, and reports. It returns an error
+// only for an invalid Config: whatever goes wrong on the wire is counted in
+// the Result. Run returns by cfg.Timeout at the latest, with
+// Result.TimedOut set if it had to stop early.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return Result{}, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+	defer cancel()
+	r := &run{
+		cfg:     cfg,
+		lastID:  []byte(clientID(cfg.Clients - 1)),
+		clients: make([]*client, cfg.Clients),
+	}
+	return r.execute(ctx), nil
+}
+
+// silentReceiveBuffer is the SO_RCVBUF of silent clients; the kernel
+// doubles it and enforces its own minimum.
+const silentReceiveBuffer = 4096
+
+// maxRecordedErrors bounds Result.Errors; ErrorCount has the full count.
+const maxRecordedErrors = 5
+
+type run struct {
+	cfg    Config
+	lastID []byte
+
+	mu      sync.Mutex
+	clients []*client // by index; nil until connected
+	closed  bool      // set by closeAll; later connections are closed at once
+
+	readers  sync.WaitGroup
+	stopping atomic.Bool // the run is closing connections itself
+
+	connectFailures   atomic.Int64
+	joins             atomic.Int64
+	settled           atomic.Int64 // readers that saw the last client's join
+	exitedUnsettled   atomic.Int64 // readers that ended before seeing it
+	sent              atomic.Int64
+	received          atomic.Int64
+	duplicates        atomic.Int64
+	outOfOrder        atomic.Int64
+	replies           atomic.Int64
+	replyBeforeCopy   atomic.Int64
+	ackTimeouts       atomic.Int64
+	disconnected      atomic.Int64
+	lastDeliveryNanos atomic.Int64
+	latency           histogram
+
+	errMu  sync.Mutex
+	errs   []string
+	errCnt int64
+}
+
+// client is one connection. The fields below conn are owned by its reader
+// goroutine, except acks and done, which connect it to its sender.
+type client struct {
+	idx    int
+	id     string
+	conn   *wsclient.Conn
+	sender bool
+	silent bool
+
+	settled bool
+	seen    []uint64 // bit sender*Messages+seq is set once delivered
+	maxSeq  []int32  // per sender, the highest seq delivered, -1 before any
+	ownCopy int32    // highest seq of this sender's own messages delivered
+
+	acks chan struct{} // one per own broadcast copy, for the send window
+	done chan struct{} // closed when the reader ends
+}
+
+func clientID(i int) string { return "c" + strconv.Itoa(i) }
+
+func (r *run) execute(ctx context.Context) Result {
+	cfg := r.cfg
+	res := Result{
+		URL: cfg.URL, Clients: cfg.Clients, Senders: cfg.Senders, Messages: cfg.Messages,
+		Rate: cfg.Rate, Window: cfg.Window, Size: cfg.Size, Silent: cfg.Silent,
+	}
+	start := time.Now()
+	cpuBefore := selfCPUSeconds()
+	var server *serverSampler
+	if cfg.ServerPID > 0 {
+		server = startServerSampler(cfg.ServerPID)
+	}
+	// A run that times out closes every connection, which unblocks readers,
+	// writers and dials alike.
+	stopOnTimeout := context.AfterFunc(ctx, r.closeAll)
+	defer stopOnTimeout()
+
+	connected, readersConnected := r.connectAll(ctx)
+	res.Connect = time.Since(start).Seconds()
+	res.Connected = connected
+	res.ConnectFailures = int(r.connectFailures.Load())
+
+	res.JoinSettled = r.waitSettled(ctx, readersConnected)
+	res.JoinSettle = time.Since(start).Seconds()
+	res.JoinDeliveries = r.joins.Load()
+
+	if cfg.Senders > 0 && cfg.Messages > 0 && ctx.Err() == nil {
+		readers := r.liveReaders()
+		firstSend := time.Now()
+		var senders sync.WaitGroup
+		for _, c := range r.clients[:cfg.Senders] {
+			if c != nil {
+				senders.Go(func() { r.send(ctx, c) })
+			}
+		}
+		senders.Wait()
+		res.Expected = r.sent.Load() * int64(readers)
+		r.drain(ctx, res.Expected)
+		if last := time.Unix(0, r.lastDeliveryNanos.Load()); last.After(firstSend) {
+			res.SendDuration = last.Sub(firstSend).Seconds()
+		}
+	}
+	res.TimedOut = ctx.Err() != nil
+
+	if server != nil {
+		if err := server.finish(&res); err != nil {
+			r.recordErr(err)
+		}
+	}
+	if cfg.GoroutinesURL != "" {
+		n, err := fetchGoroutines(context.WithoutCancel(ctx), cfg.GoroutinesURL)
+		if err != nil {
+			r.recordErr(fmt.Errorf("goroutine count: %w", err))
+		} else {
+			res.ServerGoroutines = &n
+		}
+	}
+	r.closeAll()
+	r.readers.Wait()
+
+	res.Sent = r.sent.Load()
+	res.Received = r.received.Load()
+	res.Lost = max(res.Expected-res.Received, 0)
+	res.Duplicate = r.duplicates.Load()
+	res.OutOfOrder = r.outOfOrder.Load()
+	res.Replies = r.replies.Load()
+	res.ReplyBeforeCopy = r.replyBeforeCopy.Load()
+	res.AckTimeouts = r.ackTimeouts.Load()
+	res.Disconnected = r.disconnected.Load()
+	if res.SendDuration > 0 {
+		res.DeliveriesPerSec = float64(res.Received) / res.SendDuration
+	}
+	res.LatencyP50 = r.latency.quantile(0.50) / 1e3
+	res.LatencyP99 = r.latency.quantile(0.99) / 1e3
+	res.LatencyMax = float64(r.latency.max.Load()) / 1e3
+	res.ToolCPU = selfCPUSeconds() - cpuBefore
+	res.Elapsed = time.Since(start).Seconds()
+	r.errMu.Lock()
+	res.ErrorCount, res.Errors = r.errCnt, r.errs
+	r.errMu.Unlock()
+	return res
+}
+
+// connectAll dials every client but the last with bounded concurrency, then
+// the last one alone, so that its join is the last the server broadcasts.
+// It returns the number of connected clients and of those that read.
+func (r *run) connectAll(ctx context.Context) (connected, readers int) {
+	n := r.cfg.Clients
+	jobs := make(chan int)
+	var workers sync.WaitGroup
+	for range min(r.cfg.ConnectConcurrency, max(n-1, 1)) {
+		workers.Go(func() {
+			for i := range jobs {
+				r.connect(ctx, i)
+			}
+		})
+	}
+feed:
+	for i := range n - 1 {
+		select {
+		case jobs <- i:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(jobs)
+	workers.Wait()
+	if ctx.Err() == nil {
+		r.connect(ctx, n-1)
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.clients {
+		if c == nil {
+			continue
+		}
+		connected++
+		if !c.silent {
+			readers++
+		}
+	}
+	return connected, readers
+}
+
+func (r *run) connect(ctx context.Context, i int) {
+	cfg := r.cfg
+	c := &client{
+		idx:    i,
+		id:     clientID(i),
+		sender: i < cfg.Senders,
+		silent: i >= cfg.Senders && i < cfg.Senders+cfg.Silent,
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	conn, err := wsclient.Dial(dialCtx, cfg.clientURL(c.id), wsclient.Options{Dialer: r.dialer(i, c.silent)})
+	cancel()
+	if err != nil {
+		r.connectFailures.Add(1)
+		r.recordErr(fmt.Errorf("connect %s: %w", c.id, err))
+		return
+	}
+	c.conn = conn
+	if !c.silent {
+		c.seen = make([]uint64, (cfg.Senders*cfg.Messages+63)/64)
+		c.maxSeq = make([]int32, cfg.Senders)
+		for s := range c.maxSeq {
+			c.maxSeq[s] = -1
+		}
+		c.ownCopy = -1
+		c.done = make(chan struct{})
+		if c.sender {
+			c.acks = make(chan struct{}, cfg.Window)
+		}
+	}
+
+	r.mu.Lock()
+	closed := r.closed
+	if !closed {
+		r.clients[i] = c
+	}
+	r.mu.Unlock()
+	if closed {
+		_ = conn.CloseNow()
+		r.connectFailures.Add(1)
+		return
+	}
+	if !c.silent {
+		r.readers.Add(1)
+		go r.read(c)
+	}
+}
+
+func (r *run) dialer(i int, silent bool) *net.Dialer {
+	d := &net.Dialer{}
+	if n := r.cfg.SourceIPs; n > 0 {
+		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%n))}
+	}
+	if silent {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var sockErr error
+			err := rc.Control(func(fd uintptr) {
+				sockErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, silentReceiveBuffer)
+			})
+			if err != nil {
+				return err
+			}
+			return sockErr
+		}
+	}
+	return d
+}
+
+// waitSettled waits until every reading client saw the last client's join
+// or ended, and reports whether that happened within the join timeout.
+func (r *run) waitSettled(ctx context.Context, readers int) bool {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
+	defer cancel()
+	return poll(ctx, time.Millisecond, func() bool {
+		return r.settled.Load()+r.exitedUnsettled.Load() >= int64(readers)
+	})
+}
+
+// drain waits until expected deliveries arrived, or none arrived for the
+// drain timeout.
+func (r *run) drain(ctx context.Context, expected int64) {
+	last, lastProgress := r.received.Load(), time.Now()
+	poll(ctx, 2*time.Millisecond, func() bool {
+		n := r.received.Load()
+		if n >= expected {
+			return true
+		}
+		if n != last {
+			last, lastProgress = n, time.Now()
+		}
+		return time.Since(lastProgress) > r.cfg.DrainTimeout
+	})
+}
+
+// poll checks done every interval until it holds or ctx ends, and reports
+// whether it held.
+func poll(ctx context.Context, interval time.Duration, done func() bool) bool {
+	ticker := time.NewTicker(interval)
+	defer ticker.Stop()
+	for !done() {
+		select {
+		case <-ticker.C:
+		case <-ctx.Done():
+			return done()
+		}
+	}
+	return true
+}
+
+// liveReaders counts reading clients whose connection is still up.
+func (r *run) liveReaders() int {
+	n := 0
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.clients {
+		if c == nil || c.silent {
+			continue
+		}
+		select {
+		case <-c.done:
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// closeAll closes every connection and makes later ones close at once.
+func (r *run) closeAll() {
+	r.stopping.Store(true)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for _, c := range r.clients {
+		if c != nil {
+			if err := c.conn.CloseNow(); err != nil {
+				r.recordErr(fmt.Errorf("close %s: %w", c.id, err))
+			}
+		}
+	}
+}
+
+func (r *run) recordErr(err error) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	r.errCnt++
+	if len(r.errs) < maxRecordedErrors {
+		r.errs = append(r.errs, err.Error())
+	}
+}
+
+// read consumes c's messages until its connection ends.
+func (r *run) read(c *client) {
+	defer r.readers.Done()
+	defer close(c.done)
+	for {
+		op, msg, err := c.conn.ReadMessage()
+		if err != nil {
+			if !c.settled {
+				r.exitedUnsettled.Add(1)
+			}
+			if !r.stopping.Load() {
+				r.disconnected.Add(1)
+				r.recordErr(fmt.Errorf("read %s: %w", c.id, err))
+			}
+			return
+		}
+		if op != wsclient.OpText {
+			r.recordErr(fmt.Errorf("read %s: unexpected opcode %#x", c.id, byte(op)))
+			continue
+		}
+		now := time.Now().UnixNano()
+		// Servers that batch queued messages join them with "\n".
+		for line := range bytes.SplitSeq(msg, []byte{'\n'}) {
+			r.handleLine(c, line, now)
+		}
+	}
+}
+
+func (r *run) handleLine(c *client, line []byte, now int64) {
+	kind, rest := classify(line)
+	switch kind {
+	case lineJoin:
+		r.joins.Add(1)
+		if !c.settled && bytes.Equal(rest, r.lastID) {
+			c.settled = true
+			r.settled.Add(1)
+		}
+	case lineLeave:
+	case lineRelay:
+		p, ok := parsePayload(rest)
+		if !ok || p.sender >= r.cfg.Senders || p.seq >= r.cfg.Messages {
+			r.recordErr(fmt.Errorf("read %s: unexpected relay %.80q", c.id, line))
+			return
+		}
+		r.deliver(c, p, now)
+	case lineReply:
+		r.replies.Add(1)
+		if p, ok := parsePayload(rest); ok && int32(p.seq) > c.ownCopy {
+			r.replyBeforeCopy.Add(1)
+		}
+	default:
+		r.recordErr(fmt.Errorf("read %s: unexpected line %.80q", c.id, line))
+	}
+}
+
+func (r *run) deliver(c *client, p payload, now int64) {
+	bit := p.sender*r.cfg.Messages + p.seq
+	word, mask := bit/64, uint64(1)<<(bit%64)
+	if c.seen[word]&mask != 0 {
+		r.duplicates.Add(1)
+		return
+	}
+	c.seen[word] |= mask
+	if int32(p.seq) < c.maxSeq[p.sender] {
+		r.outOfOrder.Add(1)
+	} else {
+		c.maxSeq[p.sender] = int32(p.seq)
+	}
+	r.received.Add(1)
+	r.lastDeliveryNanos.Store(now)
+	r.latency.record((now - p.unixNano) / 1e3)
+	if c.sender && p.sender == c.idx {
+		c.ownCopy = max(c.ownCopy, int32(p.seq))
+		select {
+		case c.acks <- struct{}{}:
+		default: // only after ack timeouts freed slots already
+		}
+	}
+}
+
+// send writes c's messages, paced by the rate or by the send window.
+func (r *run) send(ctx context.Context, c *client) {
+	cfg := r.cfg
+	var interval time.Duration
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
+	start := time.Now()
+	inFlight := 0
+	var buf []byte
+	for seq := range cfg.Messages {
+		if interval > 0 {
+			if !sleepUntil(ctx, start.Add(time.Duration(seq)*interval)) {
+				return
+			}
+		} else {
+		takeAcks:
+			for inFlight > 0 {
+				select {
+				case <-c.acks:
+					inFlight--
+				default:
+					break takeAcks
+				}
+			}
+			for inFlight >= cfg.Window {
+				select {
+				case <-c.acks:
+				case <-time.After(cfg.AckTimeout):
+					r.ackTimeouts.Add(1)
+				case <-c.done:
+					return
+				case <-ctx.Done():
+					return
+				}
+				inFlight--
+			}
+		}
+		buf = appendPayload(buf[:0], c.idx, seq, time.Now().UnixNano(), cfg.Size)
+		if err := c.conn.WriteText(buf); err != nil {
+			if !r.stopping.Load() {
+				r.recordErr(fmt.Errorf("send %s: %w", c.id, err))
+			}
+			return
+		}
+		r.sent.Add(1)
+		inFlight++
+	}
+}
+
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

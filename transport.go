@@ -1,0 +1,155 @@
+package wsroom
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// The hijacked connection's buffers. net/http hands a hijacker 4 KiB read
+// and write buffers; an idle WebSocket needs neither, so the upgrade swaps
+// in small ones and gathers writes in a pooled buffer only while a writer
+// drains its queue.
+const (
+	writeBufferSize = 512      // bufio.Writer coder frames into
+	gatherLimit     = 64 << 10 // a gathered batch is sent when it reaches this
+	writeChunk      = 64 << 10 // each socket write, and so each deadline, covers at most this
+)
+
+var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, gatherLimit); return &b }}
+
+// upgradeWriter is the ResponseWriter given to websocket.Accept. Its Hijack
+// returns the network connection with small buffers and a gatherWriter
+// underneath coder's framing.
+type upgradeWriter struct {
+	http.ResponseWriter
+	readBufferSize int
+	writeTimeout   time.Duration
+
+	netConn net.Conn // set by Hijack
+	out     *gatherWriter
+}
+
+func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	netConn, brw, err := http.NewResponseController(u.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	var r io.Reader = netConn
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Bytes the client sent right after its handshake.
+		early, _ := brw.Reader.Peek(n)
+		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), netConn)
+	}
+	u.netConn = netConn
+	u.out = &gatherWriter{conn: netConn, timeout: u.writeTimeout}
+	return netConn, bufio.NewReadWriter(
+		bufio.NewReaderSize(r, u.readBufferSize),
+		bufio.NewWriterSize(u.out, writeBufferSize),
+	), nil
+}
+
+// gatherWriter is what coder's frames are written to. Outside a batch it
+// writes straight to the socket. Between begin and end it gathers the
+// frames of a drained queue into one buffer and sends them with one write,
+// so each message stays its own WebSocket message while a burst costs one
+// system call per 64 KiB instead of one per message.
+//
+// Every socket write carries a deadline of timeout and covers at most
+// writeChunk bytes, so a peer that accepts nothing for timeout is found
+// however large the message. A failed write closes the socket, which ends
+// the connection's reads too.
+type gatherWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+
+	mu        sync.Mutex
+	gathering bool
+	buf       *[]byte // from gatherPool, only while gathering
+	err       error   // the first write error; every later write returns it
+}
+
+func (g *gatherWriter) Write(p []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return 0, g.err
+	}
+	if g.gathering {
+		if g.buf == nil {
+			g.buf = gatherPool.Get().(*[]byte)
+		}
+		if len(*g.buf)+len(p) > gatherLimit {
+			if err := g.flushLocked(); err != nil {
+				return 0, err
+			}
+		}
+		if len(p) < gatherLimit {
+			*g.buf = append(*g.buf, p...)
+			return len(p), nil
+		}
+	}
+	return g.writeLocked(p)
+}
+
+// begin starts gathering.
+func (g *gatherWriter) begin() {
+	g.mu.Lock()
+	g.gathering = true
+	g.mu.Unlock()
+}
+
+// end sends what was gathered and stops gathering.
+func (g *gatherWriter) end() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.gathering = false
+	err := g.flushLocked()
+	if g.buf != nil {
+		*g.buf = (*g.buf)[:0]
+		gatherPool.Put(g.buf)
+		g.buf = nil
+	}
+	return err
+}
+
+func (g *gatherWriter) flushLocked() error {
+	if g.buf == nil || len(*g.buf) == 0 {
+		return g.err
+	}
+	_, err := g.writeLocked(*g.buf)
+	*g.buf = (*g.buf)[:0]
+	return err
+}
+
+func (g *gatherWriter) writeLocked(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), writeChunk)]
+		if err := g.conn.SetWriteDeadline(time.Now().Add(g.timeout)); err != nil {
+			return written, g.fail(err)
+		}
+		n, err := g.conn.Write(chunk)
+		written += n
+		p = p[n:]
+		var ne net.Error
+		if err != nil && (n == 0 || !errors.As(err, &ne) || !ne.Timeout()) {
+			return written, g.fail(err)
+		}
+		// A timeout after some progress is a slow peer, not a stalled one:
+		// go on with a fresh deadline.
+	}
+	return written, nil
+}
+
+func (g *gatherWriter) fail(err error) error {
+	g.err = fmt.Errorf("wsroom: write to peer: %w", err)
+	_ = g.conn.Close()
+	return g.err
+}
