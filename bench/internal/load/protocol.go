@@ -2,6 +2,7 @@ package load
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 )
 
@@ -59,9 +60,10 @@ func parsePayload(p []byte) (payload, bool) {
 	return payload{sender: int(fields[0]), seq: int(fields[1]), unixNano: fields[2]}, true
 }
 
-// parseUint parses a decimal without allocating, unlike strconv on []byte.
+// parseUint parses a non-negative decimal int64 without the string
+// conversion strconv would need.
 func parseUint(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 18 {
+	if len(b) == 0 {
 		return 0, false
 	}
 	var n int64
@@ -69,7 +71,11 @@ func parseUint(b []byte) (int64, bool) {
 		if c < '0' || c > '9' {
 			return 0, false
 		}
-		n = n*10 + int64(c-'0')
+		d := int64(c - '0')
+		if n > (math.MaxInt64-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
 	}
 	return n, true
 }

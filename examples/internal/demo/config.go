@@ -1,0 +1,93 @@
+// Package demo holds what the three demos share: their common flags, the
+// strings they answer with in each language, and serving with a graceful
+// shutdown.
+package demo
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/wsroom/wsroom"
+)
+
+// Config is the demos' common configuration, filled from flags.
+type Config struct {
+	Addr            string        // listen address
+	Lang            string        // "zh" (the tutorial's strings) or "en"
+	ReadLimit       int64         // largest message accepted, bytes
+	QueueBytes      int           // per-connection outbound queue bound, bytes
+	WriteTimeout    time.Duration // how long a peer may accept nothing before it is dropped
+	PingInterval    time.Duration // server pings; 0 turns them off
+	ShutdownTimeout time.Duration // bound on the graceful shutdown
+	Origins         []string      // extra allowed Origin patterns
+	Verbose         bool          // log at Debug level
+}
+
+// DefaultConfig returns the defaults the flags show. The read limit is
+// uvicorn's 16 MiB, which the tutorial's apps ran with.
+func DefaultConfig() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		Lang:            "zh",
+		ReadLimit:       16 << 20,
+		QueueBytes:      wsroom.DefaultQueueBytes,
+		WriteTimeout:    wsroom.DefaultWriteTimeout,
+		PingInterval:    wsroom.DefaultPingInterval,
+		ShutdownTimeout: 10 * time.Second,
+	}
+}
+
+// Register defines the common flags on fs, with c's values as defaults.
+func (c *Config) Register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "listen `address`")
+	fs.StringVar(&c.Lang, "lang", c.Lang, "reply language: zh (the tutorial's strings) or en")
+	fs.Int64Var(&c.ReadLimit, "read-limit", c.ReadLimit, "largest message a client may send, in `bytes` (a larger one closes it with 1009)")
+	fs.IntVar(&c.QueueBytes, "queue-bytes", c.QueueBytes, "outbound queue bound per connection, in `bytes`; a client that overflows it is evicted with 1013")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", c.WriteTimeout, "drop a client that accepts no data for this `long`")
+	fs.DurationVar(&c.PingInterval, "ping", c.PingInterval, "ping `interval` (0 turns pings off); a client that does not answer within the same time is dropped")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "bound on the graceful shutdown after SIGINT or SIGTERM")
+	fs.Func("origin", "also accept pages from this Origin `pattern`, e.g. example.com or *.example.com (repeatable; same-origin pages and clients without an Origin header are always accepted)", func(p string) error {
+		if p == "" {
+			return fmt.Errorf("empty pattern")
+		}
+		c.Origins = append(c.Origins, p)
+		return nil
+	})
+	fs.BoolVar(&c.Verbose, "v", c.Verbose, "log at debug level, including every connect and disconnect")
+}
+
+// Strings returns the string table of c.Lang.
+func (c *Config) Strings() (Strings, error) {
+	s, ok := languages[c.Lang]
+	if !ok {
+		return Strings{}, fmt.Errorf("unknown -lang %q: want zh or en", c.Lang)
+	}
+	return s, nil
+}
+
+// Options returns the manager options c implies, logging to log.
+func (c *Config) Options(log *slog.Logger) []wsroom.Option {
+	opts := []wsroom.Option{
+		wsroom.WithLogger(log),
+		wsroom.WithReadLimit(c.ReadLimit),
+		wsroom.WithQueueLimit(wsroom.DefaultQueueMessages, c.QueueBytes),
+		wsroom.WithWriteTimeout(c.WriteTimeout),
+		wsroom.WithPing(c.PingInterval, max(c.PingInterval, time.Second)),
+	}
+	if len(c.Origins) > 0 {
+		opts = append(opts, wsroom.WithOriginPatterns(c.Origins...))
+	}
+	return opts
+}
+
+// Logger returns a text logger writing to w at the level c asks for.
+func (c *Config) Logger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if c.Verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
