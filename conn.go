@@ -257,16 +257,45 @@ func (c *Conn) drain() error {
 			return c.out.end()
 		}
 		m := c.queue.pop()
+		count := 1
+		var merged *[]byte
+		if sep := c.m.cfg.coalesce; sep != nil && c.queue.n > 0 && len(m.data) < gatherLimit {
+			merged = gatherPool.Get().(*[]byte)
+			m, count = c.coalesceLocked(m, sep, (*merged)[:0])
+		}
 		c.mu.Unlock()
 		// The context has no deadline on purpose: coder closes the
 		// connection when a write's context ends, and the socket deadline
 		// in gatherWriter already bounds every write.
-		if err := c.ws.Write(context.Background(), m.Type(), m.data); err != nil {
+		err := c.ws.Write(context.Background(), m.Type(), m.data)
+		if merged != nil {
+			*merged = m.data[:0]
+			gatherPool.Put(merged)
+		}
+		if err != nil {
 			_ = c.out.end()
 			return err
 		}
-		sent++
+		sent += count
 	}
+}
+
+// coalesceLocked appends to buf first and then the queued messages of the
+// same type that fit in gatherLimit, joined by sep, and returns them as one
+// message with how many it holds.
+func (c *Conn) coalesceLocked(first Message, sep, buf []byte) (Message, int) {
+	buf = append(buf, first.data...)
+	count := 1
+	for c.queue.n > 0 {
+		next := c.queue.peek()
+		if next.binary != first.binary || len(buf)+len(sep)+len(next.data) > gatherLimit {
+			break
+		}
+		c.queue.pop()
+		buf = append(append(buf, sep...), next.data...)
+		count++
+	}
+	return Message{binary: first.binary, data: buf}, count
 }
 
 // finishClose performs the close handshake and releases the connection. It

@@ -78,6 +78,7 @@ type config struct {
 	broker         Broker
 	nodeID         string
 	readBufferSize int
+	coalesce       []byte // nil: every message is its own WebSocket message
 }
 
 // defaults returns the configuration every option starts from.
@@ -259,6 +260,22 @@ func WithNodeID(id string) Option {
 			return invalid("node ID must be 1 to 255 bytes")
 		}
 		c.nodeID = id
+		return nil
+	}
+}
+
+// WithCoalescing lets a connection's writer merge the messages queued
+// together into one WebSocket message, joined by separator, for protocols
+// whose clients split them again (newline-delimited JSON, say). A merged
+// message holds messages of one type and at most 64 KiB unless a single
+// message is larger. Off by default: every message is its own WebSocket
+// message, which is what most clients expect.
+func WithCoalescing(separator string) Option {
+	return func(c *config) error {
+		if separator == "" {
+			return invalid("empty coalescing separator")
+		}
+		c.coalesce = []byte(separator)
 		return nil
 	}
 }
