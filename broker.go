@@ -41,6 +41,11 @@ type Broker interface {
 	// goroutine per subscription, in publish order, and must not block for
 	// long. A room may be subscribed again before an earlier subscription to
 	// it is closed: each subscription stays active until its own Close.
+	//
+	// While the broker is unreachable, Subscribe may succeed at once and
+	// activate the subscription when the connection returns, so that rooms
+	// can still be joined during an outage; what other nodes publish before
+	// then is not delivered (delivery is at most once).
 	Subscribe(ctx context.Context, room string, deliver func(payload []byte)) (Subscription, error)
 
 	// Publish sends payload to every node subscribed to room. Calls for one
