@@ -531,22 +531,24 @@ func (m *ConnectionManager) settle(n, dropped uint64, victims []*Conn) {
 	}
 }
 
-// receive handles a payload the broker delivered for room.
-func (m *ConnectionManager) receive(room string, payload []byte) {
+// receive handles a payload the broker delivered on r's subscription. It
+// delivers to r itself, not to the room of that name: while a freed room's
+// subscription is closing, a new room of the same name has its own.
+func (m *ConnectionManager) receive(r *room, payload []byte) {
 	env, err := parseEnvelope(payload)
-	if err == nil && env.Room != room {
-		err = fmt.Errorf("%w: room %q on the subscription of %q", errBadEnvelope, env.Room, room)
+	if err == nil && env.Room != r.name {
+		err = fmt.Errorf("%w: room %q on the subscription of %q", errBadEnvelope, env.Room, r.name)
 	}
 	if err != nil {
 		m.stats.brokerMalformed.Add(1)
-		m.cfg.logger.Warn("wsroom: dropped broker message", "room", room, "err", err)
+		m.cfg.logger.Warn("wsroom: dropped broker message", "room", r.name, "err", err)
 		return
 	}
 	if env.Node == m.nodeID {
 		return // delivered locally when it was broadcast
 	}
 	m.stats.brokerReceived.Add(1)
-	m.deliver(m.lookupRoom(room), env.Message, nil)
+	m.deliver(r, env.Message, nil)
 }
 
 // Shutdown stops the manager: later Connect calls fail with [ErrClosed]

@@ -126,7 +126,7 @@ func (m *ConnectionManager) join(ctx context.Context, c *Conn, name string) erro
 	if m.cfg.broker != nil {
 		r.subMu.Lock()
 		if r.sub == nil {
-			sub, err := m.cfg.broker.Subscribe(ctx, name, func(p []byte) { m.receive(name, p) })
+			sub, err := m.cfg.broker.Subscribe(ctx, name, func(p []byte) { m.receive(r, p) })
 			if err != nil {
 				r.subMu.Unlock()
 				return fmt.Errorf("wsroom: subscribe to room %q: %w", name, err)

@@ -1,0 +1,172 @@
+package redisbroker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/goleak"
+)
+
+// sharedAddr is the Redis most tests use; the fault test starts its own.
+const sharedAddr = "127.0.0.1:6379"
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// requireRedis skips the test when no Redis listens at addr, unless CI is
+// "true", where a missing Redis is a failure.
+func requireRedis(t testing.TB, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		_ = c.Close()
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("Redis is required at %s (CI=true): %v", addr, err)
+	}
+	t.Skipf("no Redis at %s (%v): start one with `redis-server --port 6379` to run this test", addr, err)
+}
+
+// newClient returns a client of the Redis at addr, closed when t ends.
+func newClient(t testing.TB, addr string, protocol int) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, Protocol: protocol})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// newBroker returns a broker with prefix, closed when t ends.
+func newBroker(t testing.TB, c redis.UniversalClient, prefix string) *Broker {
+	t.Helper()
+	b, err := New(c, WithPrefix(prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			t.Errorf("close broker: %v", err)
+		}
+	})
+	return b
+}
+
+// testPrefix returns a channel prefix no other test run uses, so tests may
+// share a Redis.
+func testPrefix() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return "wsroomtest:" + hex.EncodeToString(b[:]) + ":"
+}
+
+// numSub returns how many connections Redis has subscribed to channel.
+func numSub(t testing.TB, c *redis.Client, channel string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	n, err := c.PubSubNumSub(ctx, channel).Result()
+	if err != nil {
+		t.Fatalf("PUBSUB NUMSUB %s: %v", channel, err)
+	}
+	return n[channel]
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on (for now).
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
+}
+
+// slowProxy forwards TCP connections to target, holding back every chunk a
+// client sends for delay: a Redis client behind it has its commands reach
+// Redis late, as over a slow network.
+func slowProxy(t testing.TB, target string, delay time.Duration) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	track := func(c net.Conn) {
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			client, err := l.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			track(client)
+			track(server)
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(client, server)
+				_ = client.Close()
+			}()
+			go func() {
+				defer wg.Done()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := client.Read(buf)
+					if err != nil {
+						_ = server.Close()
+						return
+					}
+					time.Sleep(delay)
+					if _, err := server.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return l.Addr().String()
+}
