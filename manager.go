@@ -382,7 +382,7 @@ func (m *ConnectionManager) writeFailed(c *Conn, err error) {
 
 func isNormalClose(err error) bool {
 	switch websocket.CloseStatus(err) {
-	case websocket.StatusNormalClosure, websocket.StatusGoingAway:
+	case websocket.StatusNormalClosure, websocket.StatusGoingAway, websocket.StatusNoStatusRcvd:
 		return true
 	}
 	return errors.Is(err, io.EOF)

@@ -41,18 +41,21 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	var r io.Reader = netConn
+	br := bufio.NewReaderSize(netConn, u.readBufferSize)
 	if n := brw.Reader.Buffered(); n > 0 {
-		// Bytes the client sent right after its handshake.
+		// Bytes the client sent right after its handshake must be in the
+		// new reader's buffer, not behind it: websocket.Accept keeps what
+		// is buffered and resets the reader onto the bare connection.
 		early, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(early)), netConn)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), netConn), max(n, u.readBufferSize))
+		if _, err := br.Peek(n); err != nil {
+			_ = netConn.Close()
+			return nil, nil, fmt.Errorf("wsroom: keep early bytes: %w", err)
+		}
 	}
 	u.netConn = netConn
 	u.out = &gatherWriter{conn: netConn, timeout: u.writeTimeout}
-	return netConn, bufio.NewReadWriter(
-		bufio.NewReaderSize(r, u.readBufferSize),
-		bufio.NewWriterSize(u.out, writeBufferSize),
-	), nil
+	return netConn, bufio.NewReadWriter(br, bufio.NewWriterSize(u.out, writeBufferSize)), nil
 }
 
 // gatherWriter is what coder's frames are written to. Outside a batch it
@@ -63,8 +66,10 @@ func (u *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 //
 // Every socket write carries a deadline of timeout and covers at most
 // writeChunk bytes, so a peer that accepts nothing for timeout is found
-// however large the message. A failed write closes the socket, which ends
-// the connection's reads too.
+// however large the message. A failed write makes every later write fail
+// at once; the socket is left for the failing caller to close (the writer
+// does in writeFailed), so that the connection's reader cannot notice the
+// closed socket first and end the connection as a read failure.
 type gatherWriter struct {
 	conn    net.Conn
 	timeout time.Duration
@@ -150,6 +155,5 @@ func (g *gatherWriter) writeLocked(p []byte) (int, error) {
 
 func (g *gatherWriter) fail(err error) error {
 	g.err = fmt.Errorf("wsroom: write to peer: %w", err)
-	_ = g.conn.Close()
 	return g.err
 }

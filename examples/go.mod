@@ -1,7 +1,28 @@
 module github.com/wsroom/wsroom/examples
 
-go 1.26
+go 1.26.0
 
-require github.com/wsroom/wsroom v0.0.0
+require (
+	github.com/coder/websocket v1.8.15
+	github.com/nats-io/nats.go v1.55.0
+	github.com/redis/go-redis/v9 v9.23.0
+	github.com/wsroom/wsroom v0.0.0
+	github.com/wsroom/wsroom/natsbroker v0.0.0
+	github.com/wsroom/wsroom/redisbroker v0.0.0
+)
 
-replace github.com/wsroom/wsroom => ../
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	github.com/klauspost/compress v1.20.0 // indirect
+	github.com/nats-io/nkeys v0.4.16 // indirect
+	github.com/nats-io/nuid v1.0.1 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/crypto v0.57.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
+
+replace (
+	github.com/wsroom/wsroom => ../
+	github.com/wsroom/wsroom/natsbroker => ../natsbroker
+	github.com/wsroom/wsroom/redisbroker => ../redisbroker
+)
