@@ -53,6 +53,8 @@ type Conn struct {
 	closeStatus websocket.CloseError
 	rooms       []*room
 	values      map[any]any
+	// writeLoopFunc is c.writeLoop, bound once.
+	writeLoopFunc func()
 }
 
 // ID returns the connection's ID: the one given with [ConnID], or else a
@@ -194,7 +196,13 @@ func (c *Conn) enqueue(m Message) enqueueResult {
 func (c *Conn) startWriterLocked() {
 	if !c.writing {
 		c.writing = true
-		go c.writeLoop()
+		if c.writeLoopFunc == nil {
+			c.writeLoopFunc = c.writeLoop
+		}
+		// A go statement on a method value allocates a closure each
+		// time; on the bound func it does not, so a broadcast costs no
+		// allocation per recipient.
+		go c.writeLoopFunc()
 	}
 }
 
@@ -222,6 +230,15 @@ func (c *Conn) writeLoop() {
 	for {
 		err := c.drain()
 		c.mu.Lock()
+		if errors.Is(err, errCloseSent) {
+			// coder answered the peer's close or a protocol error with a
+			// close frame of its own: no data may follow it.
+			c.queue.reset()
+			c.mu.Unlock()
+			c.m.disconnect(c, websocket.StatusNormalClosure, "", false)
+			c.finishClose()
+			return
+		}
 		if err != nil {
 			c.queue.reset()
 			c.mu.Unlock()
@@ -247,55 +264,65 @@ func (c *Conn) writeLoop() {
 // drain writes queued messages until the queue is empty, gathering them
 // into as few socket writes as it can.
 func (c *Conn) drain() error {
+	var batch [64]Message
+	var merged *[]byte // coalescing buffer, from gatherPool
 	sent := 0
-	defer func() { c.m.stats.sent.Add(uint64(sent)) }()
+	defer func() {
+		c.m.stats.sent.Add(uint64(sent))
+		if merged != nil {
+			gatherPool.Put(merged)
+		}
+	}()
 	c.out.begin()
 	for {
 		c.mu.Lock()
-		if c.queue.n == 0 {
-			c.mu.Unlock()
-			return c.out.end()
-		}
-		m := c.queue.pop()
-		count := 1
-		var merged *[]byte
-		if sep := c.m.cfg.coalesce; sep != nil && c.queue.n > 0 && len(m.data) < gatherLimit {
-			merged = gatherPool.Get().(*[]byte)
-			m, count = c.coalesceLocked(m, sep, (*merged)[:0])
+		n := 0
+		for n < len(batch) && c.queue.n > 0 {
+			batch[n] = c.queue.pop()
+			n++
 		}
 		c.mu.Unlock()
-		// The context has no deadline on purpose: coder closes the
-		// connection when a write's context ends, and the socket deadline
-		// in gatherWriter already bounds every write.
-		err := c.ws.Write(context.Background(), m.Type(), m.data)
-		if merged != nil {
-			*merged = m.data[:0]
-			gatherPool.Put(merged)
+		if n == 0 {
+			return c.out.end()
 		}
-		if err != nil {
-			_ = c.out.end()
-			return err
+		for i := 0; i < n; {
+			m, next := batch[i], i+1
+			if sep := c.m.cfg.coalesce; sep != nil && next < n {
+				if merged == nil {
+					merged = gatherPool.Get().(*[]byte)
+				}
+				m, next = coalesce(batch[:n], i, sep, (*merged)[:0])
+			}
+			if err := c.out.writeMessage(m.binary, m.data); err != nil {
+				clear(batch[:n])
+				_ = c.out.end()
+				return err
+			}
+			i = next
 		}
-		sent += count
+		clear(batch[:n])
+		sent += n
 	}
 }
 
-// coalesceLocked appends to buf first and then the queued messages of the
-// same type that fit in gatherLimit, joined by sep, and returns them as one
-// message with how many it holds.
-func (c *Conn) coalesceLocked(first Message, sep, buf []byte) (Message, int) {
+// coalesce joins batch[i] and the messages after it of the same type that
+// fit in gatherLimit into buf, separated by sep, and returns them as one
+// message with the index of the first message it left out.
+func coalesce(batch []Message, i int, sep, buf []byte) (Message, int) {
+	first := batch[i]
+	if len(first.data) >= gatherLimit {
+		return first, i + 1
+	}
 	buf = append(buf, first.data...)
-	count := 1
-	for c.queue.n > 0 {
-		next := c.queue.peek()
+	j := i + 1
+	for ; j < len(batch); j++ {
+		next := batch[j]
 		if next.binary != first.binary || len(buf)+len(sep)+len(next.data) > gatherLimit {
 			break
 		}
-		c.queue.pop()
 		buf = append(append(buf, sep...), next.data...)
-		count++
 	}
-	return Message{binary: first.binary, data: buf}, count
+	return Message{binary: first.binary, data: buf}, j
 }
 
 // finishClose performs the close handshake and releases the connection. It

@@ -27,10 +27,6 @@ func (q *queue) grow() {
 	q.ring, q.head = ring, 0
 }
 
-// peek returns the oldest message without removing it. It must not be
-// called on an empty queue.
-func (q *queue) peek() Message { return q.ring[q.head] }
-
 // pop removes and returns the oldest message. It must not be called on an
 // empty queue.
 func (q *queue) pop() Message {

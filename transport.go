@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -76,15 +77,26 @@ type gatherWriter struct {
 
 	mu        sync.Mutex
 	gathering bool
+	closeSent bool    // a close frame went out: no data frame may follow
 	buf       *[]byte // from gatherPool, only while gathering
 	err       error   // the first write error; every later write returns it
 }
 
+// errCloseSent reports a message offered after a close frame was sent.
+var errCloseSent = errors.New("wsroom: close frame sent")
+
+// Write takes what coder/websocket frames: only control frames on a
+// connection of ours, since data messages are framed by writeMessage. Each
+// arrives whole (coder flushes its small buffer after every frame), so a
+// close frame is recognised by its first byte.
 func (g *gatherWriter) Write(p []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.err != nil {
 		return 0, g.err
+	}
+	if len(p) > 0 && p[0] == 0x80|0x8 {
+		g.closeSent = true
 	}
 	if g.gathering {
 		if g.buf == nil {
@@ -101,6 +113,66 @@ func (g *gatherWriter) Write(p []byte) (int, error) {
 		}
 	}
 	return g.writeLocked(p)
+}
+
+// writeMessage writes p as one unfragmented, unmasked WebSocket message of
+// the given type, as a server sends it. Framing here rather than through
+// coder's Conn.Write saves coder's per-message locking, which costs more
+// than the frame itself; coder still frames every control message, and
+// compression, which would need coder's framing, is never negotiated. It
+// must be called between begin and end.
+func (g *gatherWriter) writeMessage(binary bool, p []byte) error {
+	var header [10]byte
+	n := putFrameHeader(&header, binary, len(p))
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.err != nil {
+		return g.err
+	}
+	if g.closeSent {
+		return errCloseSent
+	}
+	if g.buf == nil {
+		g.buf = gatherPool.Get().(*[]byte)
+	}
+	if len(*g.buf)+n+len(p) > gatherLimit {
+		if err := g.flushLocked(); err != nil {
+			return err
+		}
+	}
+	*g.buf = append(*g.buf, header[:n]...)
+	if len(p) < gatherLimit {
+		*g.buf = append(*g.buf, p...)
+		return nil
+	}
+	if err := g.flushLocked(); err != nil {
+		return err
+	}
+	_, err := g.writeLocked(p)
+	return err
+}
+
+// putFrameHeader writes the header of a final, unmasked frame carrying a
+// whole message of length bytes and returns the header's length.
+func putFrameHeader(h *[10]byte, binary bool, length int) int {
+	h[0] = 0x80 | 0x1 // FIN, text
+	if binary {
+		h[0] = 0x80 | 0x2
+	}
+	switch {
+	case length < 126:
+		h[1] = byte(length)
+		return 2
+	case length <= 0xFFFF:
+		h[1] = 126
+		h[2], h[3] = byte(length>>8), byte(length)
+		return 4
+	}
+	h[1] = 127
+	for i := range 8 {
+		h[9-i] = byte(length >> (8 * i))
+	}
+	return 10
 }
 
 // begin starts gathering.
@@ -143,8 +215,9 @@ func (g *gatherWriter) writeLocked(p []byte) (int, error) {
 		n, err := g.conn.Write(chunk)
 		written += n
 		p = p[n:]
-		var ne net.Error
-		if err != nil && (n == 0 || !errors.As(err, &ne) || !ne.Timeout()) {
+		// errors.Is, not errors.As into a net.Error: that variable
+		// would escape and cost an allocation on every write.
+		if err != nil && (n == 0 || !errors.Is(err, os.ErrDeadlineExceeded)) {
 			return written, g.fail(err)
 		}
 		// A timeout after some progress is a slow peer, not a stalled one:

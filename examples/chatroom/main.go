@@ -18,6 +18,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"time"
 	"unicode/utf8"
@@ -101,6 +102,10 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 	mux.Handle("GET /{$}", demo.Page(page.Bytes()))
 	mux.HandleFunc("GET /ws/{client_id}", s.serveWS)
 	mux.HandleFunc("GET /members", s.serveMembers)
+	if cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	}
 	return &demo.App{Handler: mux, Manager: m}, nil
 }
 

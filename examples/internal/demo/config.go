@@ -24,6 +24,8 @@ type Config struct {
 	ShutdownTimeout time.Duration // bound on the graceful shutdown
 	Origins         []string      // extra allowed Origin patterns
 	Verbose         bool          // log at Debug level
+	Coalesce        bool          // merge queued messages into one, newline-separated
+	Pprof           bool          // serve net/http/pprof under /debug/pprof/
 }
 
 // DefaultConfig returns the defaults the flags show. The read limit is
@@ -57,6 +59,8 @@ func (c *Config) Register(fs *flag.FlagSet) {
 		return nil
 	})
 	fs.BoolVar(&c.Verbose, "v", c.Verbose, "log at debug level, including every connect and disconnect")
+	fs.BoolVar(&c.Pprof, "pprof", c.Pprof, "serve profiles under /debug/pprof/ (for benchmarks; never on a public address)")
+	fs.BoolVar(&c.Coalesce, "coalesce", c.Coalesce, "merge messages queued together into one WebSocket message, joined by newlines (only for clients that split them again; the tutorial's pages do not)")
 }
 
 // Strings returns the string table of c.Lang.
@@ -79,6 +83,9 @@ func (c *Config) Options(log *slog.Logger) []wsroom.Option {
 	}
 	if len(c.Origins) > 0 {
 		opts = append(opts, wsroom.WithOriginPatterns(c.Origins...))
+	}
+	if c.Coalesce {
+		opts = append(opts, wsroom.WithCoalescing("\n"))
 	}
 	return opts
 }
