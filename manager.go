@@ -137,11 +137,12 @@ func (m *ConnectionManager) Connect(w http.ResponseWriter, r *http.Request, opts
 }
 
 // Handler holds the callbacks of [ConnectionManager.Serve]. Each is
-// optional. They run on the connection's read goroutine, one at a time and
-// in order, never under a lock of the manager's, so they may call any
-// method of the manager.
+// optional. They run one at a time and in order (OnOpen, then OnMessage
+// for each message, then OnClose), never under a lock of the manager's, so
+// they may call any method of the manager.
 type Handler struct {
-	// OnOpen runs once, before the first message is read.
+	// OnOpen runs once, before the first message is read, on the
+	// goroutine that called Serve.
 	OnOpen func(c *Conn)
 	// OnMessage runs for each message, in the order the peer sent them.
 	OnMessage func(c *Conn, msg Message)
@@ -160,15 +161,18 @@ func (m *ConnectionManager) Serve(w http.ResponseWriter, r *http.Request, h Hand
 	if err != nil {
 		return nil, err
 	}
+	// OnOpen runs here, on the request's goroutine, rather than on the
+	// read goroutine: work such as a join broadcast to a large room would
+	// grow the read goroutine's stack, which an idle connection then keeps.
+	if h.OnOpen != nil {
+		h.OnOpen(c)
+	}
 	go m.serveLoop(c, h)
 	return c, nil
 }
 
 func (m *ConnectionManager) serveLoop(c *Conn, h Handler) {
 	defer m.live.Done()
-	if h.OnOpen != nil {
-		h.OnOpen(c)
-	}
 	for {
 		msg, err := c.Read(context.Background())
 		if err != nil {
@@ -418,6 +422,20 @@ type broadcastConfig struct {
 	except []*Conn
 }
 
+// applyBroadcastOptions builds a broadcast's configuration. The options see
+// a pointer, which moves the configuration to the heap, so a broadcast
+// without options skips them and costs no allocation.
+func applyBroadcastOptions(opts []BroadcastOption) broadcastConfig {
+	if len(opts) == 0 {
+		return broadcastConfig{}
+	}
+	bc := new(broadcastConfig)
+	for _, opt := range opts {
+		opt(bc)
+	}
+	return *bc
+}
+
 // Except leaves conns out of a broadcast, on every node: typically the
 // sender.
 func Except(conns ...*Conn) BroadcastOption {
@@ -440,10 +458,7 @@ func (m *ConnectionManager) Broadcast(ctx context.Context, room string, msg Mess
 	if err := validRoom(room); err != nil {
 		return err
 	}
-	var bc broadcastConfig
-	for _, opt := range opts {
-		opt(&bc)
-	}
+	bc := applyBroadcastOptions(opts)
 	if m.cfg.broker == nil {
 		m.deliver(m.lookupRoom(room), msg, bc.except)
 		return nil
@@ -471,10 +486,7 @@ func (m *ConnectionManager) BroadcastAll(ctx context.Context, msg Message, opts 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var bc broadcastConfig
-	for _, opt := range opts {
-		opt(&bc)
-	}
+	bc := applyBroadcastOptions(opts)
 	var victims []*Conn
 	var n, dropped uint64
 	// The write lock keeps concurrent BroadcastAll calls in one order.

@@ -41,10 +41,11 @@ func (q *queue) pop() Message {
 	return m
 }
 
-// reset empties the queue. A ring that grew past what a burst needs is
-// dropped, so that its memory goes back to the heap.
+// reset empties the queue. A ring larger than the first one is dropped,
+// so that an idle connection holds at most 8 entries and a burst's ring
+// goes back to the heap.
 func (q *queue) reset() {
-	if len(q.ring) > 64 {
+	if len(q.ring) > 8 {
 		q.ring = nil
 	} else {
 		clear(q.ring)

@@ -18,7 +18,7 @@ import (
 // in small ones and gathers writes in a pooled buffer only while a writer
 // drains its queue.
 const (
-	writeBufferSize = 512      // bufio.Writer coder frames into
+	writeBufferSize = 128      // bufio.Writer coder frames control messages into: one whole frame
 	gatherLimit     = 64 << 10 // a gathered batch is sent when it reaches this
 	writeChunk      = 64 << 10 // each socket write, and so each deadline, covers at most this
 )

@@ -160,10 +160,15 @@ for scenario in "${scenario_list[@]}"; do
 				sed 's/^/    /' "$work/$server.log" >&2
 				exit 1
 			fi
+			# S5 measures idle memory: the servers collect the join storm's
+			# garbage first (their pprof heap page with ?gc=1), as a Go
+			# runtime does by itself within two minutes.
+			gc=()
+			[[ $scenario == S5 ]] && gc=(-gc-url "http://$addr/debug/pprof/heap?gc=1")
 			log "$scenario $server run $run: wsroom-load $flags"
 			# shellcheck disable=SC2086 # flags are words on purpose
 			if line=$("${pin_load[@]}" "$work/wsroom-load" -url "ws://$addr" -server-pid "$server_pid" \
-				-goroutines-url "http://$addr/debug/pprof/goroutine?debug=1" $flags); then
+				-goroutines-url "http://$addr/debug/pprof/goroutine?debug=1" "${gc[@]}" $flags); then
 				printf '%s\t%s\t%s\n' "$scenario" "$server" "$line" >>"$results"
 			else
 				log "$scenario $server run $run: wsroom-load failed"

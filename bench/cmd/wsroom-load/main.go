@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"time"
 
 	"github.com/wsroom/wsroom/bench/internal/load"
 )
@@ -41,6 +42,8 @@ func main() {
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 0, "stop waiting for deliveries after this long without progress (default 5s)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "bound on the whole run (default 60s)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this process's RSS and CPU time from /proc")
+	flag.StringVar(&cfg.GCURL, "gc-url", "", "before the last RSS sample, GET this URL (e.g. a pprof heap page with ?gc=1, which makes a Go server collect) and wait -idle-wait")
+	flag.DurationVar(&cfg.IdleWait, "idle-wait", 5*time.Second, "with -gc-url, how long to wait after it before sampling RSS")
 	flag.StringVar(&cfg.GoroutinesURL, "goroutines-url", "", "fetch the server's goroutine count here after measuring (pprof ?debug=1 page, {\"goroutines\":N} or a number)")
 	flag.Parse()
 

@@ -46,7 +46,8 @@ type Config struct {
 	// soon.
 	Silent int
 	// DrainTimeout ends the wait for outstanding deliveries after this long
-	// without progress. Default: 5s.
+	// without progress, and ends the run as stalled when nothing is
+	// delivered for this long while senders send. Default: 5s.
 	DrainTimeout time.Duration
 	// Timeout bounds the whole run. Default: 60s.
 	Timeout time.Duration
@@ -58,6 +59,13 @@ type Config struct {
 	// goroutine page (?debug=1), {"goroutines": N} or a bare number is
 	// understood.
 	GoroutinesURL string
+	// GCURL, when set, is fetched before the last RSS sample (a net/http/pprof
+	// heap page with ?gc=1 makes a Go server collect), and the sample waits
+	// IdleWait after it, so an idle server's RSS is measured without the
+	// garbage a join storm left, as the runtime's own periodic collection
+	// would within two minutes.
+	GCURL    string
+	IdleWait time.Duration
 }
 
 func (c Config) withDefaults() Config {

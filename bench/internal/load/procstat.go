@@ -110,3 +110,23 @@ func fetchGoroutines(ctx context.Context, url string) (int64, error) {
 	}
 	return 0, fmt.Errorf("GET %s: no goroutine count in the answer", url)
 }
+
+// fetchOK GETs url and checks for a 200 answer.
+func fetchOK(ctx context.Context, url string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}

@@ -59,7 +59,10 @@ type Result struct {
 	ServerCPU        *float64 `json:"server_cpu_s,omitempty"`
 	ServerGoroutines *int64   `json:"server_goroutines,omitempty"`
 	TimedOut         bool     `json:"timed_out"`
-	Elapsed          float64  `json:"elapsed_s"`
-	ErrorCount       int64    `json:"error_count"`
-	Errors           []string `json:"errors,omitempty"`
+	// Stalled says the run was ended because nothing was delivered for the
+	// drain timeout while the senders were still sending.
+	Stalled    bool     `json:"stalled"`
+	Elapsed    float64  `json:"elapsed_s"`
+	ErrorCount int64    `json:"error_count"`
+	Errors     []string `json:"errors,omitempty"`
 }

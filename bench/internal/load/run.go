@@ -6,6 +6,7 @@ package load
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -55,20 +56,22 @@ type run struct {
 	readers  sync.WaitGroup
 	stopping atomic.Bool // the run is closing connections itself
 
-	connectFailures   atomic.Int64
-	joins             atomic.Int64
-	settled           atomic.Int64 // readers that saw the last client's join
-	exitedUnsettled   atomic.Int64 // readers that ended before seeing it
-	sent              atomic.Int64
-	received          atomic.Int64
-	duplicates        atomic.Int64
-	outOfOrder        atomic.Int64
-	replies           atomic.Int64
-	replyBeforeCopy   atomic.Int64
-	ackTimeouts       atomic.Int64
-	disconnected      atomic.Int64
-	lastDeliveryNanos atomic.Int64
-	latency           histogram
+	connectFailures      atomic.Int64
+	joins                atomic.Int64
+	selfJoined           atomic.Int64 // readers that saw their own join
+	exitedBeforeSelfJoin atomic.Int64 // readers that ended before that
+	settled              atomic.Int64 // readers that saw the last client's join
+	exitedUnsettled      atomic.Int64 // readers that ended before that
+	sent                 atomic.Int64
+	received             atomic.Int64
+	duplicates           atomic.Int64
+	outOfOrder           atomic.Int64
+	replies              atomic.Int64
+	replyBeforeCopy      atomic.Int64
+	ackTimeouts          atomic.Int64
+	disconnected         atomic.Int64
+	lastDeliveryNanos    atomic.Int64
+	latency              histogram
 
 	errMu  sync.Mutex
 	errs   []string
@@ -84,10 +87,11 @@ type client struct {
 	sender bool
 	silent bool
 
-	settled bool
-	seen    []uint64 // bit sender*Messages+seq is set once delivered
-	maxSeq  []int32  // per sender, the highest seq delivered, -1 before any
-	ownCopy int32    // highest seq of this sender's own messages delivered
+	selfJoined bool
+	settled    bool
+	seen       []uint64 // bit sender*Messages+seq is set once delivered
+	maxSeq     []int32  // per sender, the highest seq delivered, -1 before any
+	ownCopy    int32    // highest seq of this sender's own messages delivered
 
 	acks chan struct{} // one per own broadcast copy, for the send window
 	done chan struct{} // closed when the reader ends
@@ -107,17 +111,23 @@ func (r *run) execute(ctx context.Context) Result {
 	if cfg.ServerPID > 0 {
 		server = startServerSampler(cfg.ServerPID)
 	}
-	// A run that times out closes every connection, which unblocks readers,
-	// writers and dials alike.
+	// A run that times out or stalls closes every connection, which
+	// unblocks readers, writers and dials alike.
+	timeoutCtx := ctx
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
 	stopOnTimeout := context.AfterFunc(ctx, r.closeAll)
 	defer stopOnTimeout()
 
-	connected, readersConnected := r.connectAll(ctx)
-	res.Connect = time.Since(start).Seconds()
+	joinCtx, cancelJoin := context.WithTimeout(ctx, cfg.JoinTimeout)
+	connected, readers, dialing := r.connectAll(ctx, joinCtx)
+	res.Connect = dialing.Seconds()
 	res.Connected = connected
 	res.ConnectFailures = int(r.connectFailures.Load())
-
-	res.JoinSettled = r.waitSettled(ctx, readersConnected)
+	res.JoinSettled = poll(joinCtx, time.Millisecond, func() bool {
+		return r.settled.Load()+r.exitedUnsettled.Load() >= int64(readers)
+	})
+	cancelJoin()
 	res.JoinSettle = time.Since(start).Seconds()
 	res.JoinDeliveries = r.joins.Load()
 
@@ -130,15 +140,24 @@ func (r *run) execute(ctx context.Context) Result {
 				senders.Go(func() { r.send(ctx, c) })
 			}
 		}
+		stopWatch := r.watchStall(ctx, stopRun)
 		senders.Wait()
+		stopWatch()
 		res.Expected = r.sent.Load() * int64(readers)
 		r.drain(ctx, res.Expected)
 		if last := time.Unix(0, r.lastDeliveryNanos.Load()); last.After(firstSend) {
 			res.SendDuration = last.Sub(firstSend).Seconds()
 		}
 	}
-	res.TimedOut = ctx.Err() != nil
+	res.TimedOut = timeoutCtx.Err() != nil
+	res.Stalled = errors.Is(context.Cause(ctx), errStalled)
 
+	if cfg.GCURL != "" {
+		if err := fetchOK(context.WithoutCancel(ctx), cfg.GCURL); err != nil {
+			r.recordErr(fmt.Errorf("gc: %w", err))
+		}
+		time.Sleep(cfg.IdleWait)
+	}
 	if server != nil {
 		if err := server.finish(&res); err != nil {
 			r.recordErr(err)
@@ -178,11 +197,14 @@ func (r *run) execute(ctx context.Context) Result {
 	return res
 }
 
-// connectAll dials every client but the last with bounded concurrency, then
-// the last one alone, so that its join is the last the server broadcasts.
-// It returns the number of connected clients and of those that read.
-func (r *run) connectAll(ctx context.Context) (connected, readers int) {
+// connectAll dials every client but the last with bounded concurrency,
+// waits until each of them that reads saw its own join (so the server has
+// registered it), then dials the last one, whose join is then the last the
+// server broadcasts. It returns the number of connected clients, of those
+// that read, and the time spent dialing.
+func (r *run) connectAll(ctx, joinCtx context.Context) (connected, readers int, dialing time.Duration) {
 	n := r.cfg.Clients
+	start := time.Now()
 	jobs := make(chan int)
 	var workers sync.WaitGroup
 	for range min(r.cfg.ConnectConcurrency, max(n-1, 1)) {
@@ -202,8 +224,16 @@ feed:
 	}
 	close(jobs)
 	workers.Wait()
+	dialing = time.Since(start)
+
+	firstReaders := r.countReaders()
+	poll(joinCtx, time.Millisecond, func() bool {
+		return r.selfJoined.Load()+r.exitedBeforeSelfJoin.Load() >= int64(firstReaders)
+	})
 	if ctx.Err() == nil {
+		lastStart := time.Now()
 		r.connect(ctx, n-1)
+		dialing += time.Since(lastStart)
 	}
 
 	r.mu.Lock()
@@ -217,7 +247,20 @@ feed:
 			readers++
 		}
 	}
-	return connected, readers
+	return connected, readers, dialing
+}
+
+// countReaders counts connected clients that read.
+func (r *run) countReaders() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, c := range r.clients {
+		if c != nil && !c.silent {
+			n++
+		}
+	}
+	return n
 }
 
 func (r *run) connect(ctx context.Context, i int) {
@@ -287,26 +330,45 @@ func (r *run) dialer(i int, silent bool) *net.Dialer {
 	return d
 }
 
-// waitSettled waits until every reading client saw the last client's join
-// or ended, and reports whether that happened within the join timeout.
-func (r *run) waitSettled(ctx context.Context, readers int) bool {
-	ctx, cancel := context.WithTimeout(ctx, r.cfg.JoinTimeout)
-	defer cancel()
-	return poll(ctx, time.Millisecond, func() bool {
-		return r.settled.Load()+r.exitedUnsettled.Load() >= int64(readers)
-	})
+// errStalled ends a run whose deliveries stopped while senders still send.
+var errStalled = errors.New("load: no delivery for the drain timeout while sending")
+
+// watchStall stops the run if nothing is delivered for the drain timeout
+// while the senders run (a server stuck on one peer blocks them in write).
+// The returned function ends the watch.
+func (r *run) watchStall(ctx context.Context, stopRun context.CancelCauseFunc) (stop func()) {
+	watchCtx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		last, lastProgress := int64(-1), time.Now()
+		stalled := poll(watchCtx, 10*time.Millisecond, func() bool {
+			if n := r.received.Load() + r.replies.Load(); n != last {
+				last, lastProgress = n, time.Now()
+			}
+			return time.Since(lastProgress) > r.cfg.DrainTimeout
+		})
+		if stalled && watchCtx.Err() == nil {
+			stopRun(errStalled)
+		}
+	}()
+	return func() {
+		cancel()
+		<-done
+	}
 }
 
-// drain waits until expected deliveries arrived, or none arrived for the
-// drain timeout.
+// drain waits until the expected deliveries and a reply per sent message
+// arrived, or nothing arrived for the drain timeout.
 func (r *run) drain(ctx context.Context, expected int64) {
-	last, lastProgress := r.received.Load(), time.Now()
+	sent := r.sent.Load()
+	last, lastProgress := int64(-1), time.Now()
 	poll(ctx, 2*time.Millisecond, func() bool {
-		n := r.received.Load()
-		if n >= expected {
+		received, replies := r.received.Load(), r.replies.Load()
+		if received >= expected && replies >= sent {
 			return true
 		}
-		if n != last {
+		if n := received + replies; n != last {
 			last, lastProgress = n, time.Now()
 		}
 		return time.Since(lastProgress) > r.cfg.DrainTimeout
@@ -377,6 +439,9 @@ func (r *run) read(c *client) {
 	for {
 		op, msg, err := c.conn.ReadMessage()
 		if err != nil {
+			if !c.selfJoined {
+				r.exitedBeforeSelfJoin.Add(1)
+			}
 			if !c.settled {
 				r.exitedUnsettled.Add(1)
 			}
@@ -403,6 +468,10 @@ func (r *run) handleLine(c *client, line []byte, now int64) {
 	switch kind {
 	case lineJoin:
 		r.joins.Add(1)
+		if !c.selfJoined && string(rest) == c.id {
+			c.selfJoined = true
+			r.selfJoined.Add(1)
+		}
 		if !c.settled && bytes.Equal(rest, r.lastID) {
 			c.settled = true
 			r.settled.Add(1)

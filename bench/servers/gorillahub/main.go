@@ -213,6 +213,7 @@ func main() {
 		serveWs(hub, w, r)
 	})
 	mux.Handle("/debug/pprof/goroutine", pprof.Handler("goroutine"))
+	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

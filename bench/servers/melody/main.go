@@ -57,6 +57,7 @@ func main() {
 		}
 	})
 	mux.Handle("/debug/pprof/goroutine", pprof.Handler("goroutine"))
+	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -104,6 +104,7 @@ func main() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws/{id}", manager.handle)
 	mux.Handle("/debug/pprof/goroutine", pprof.Handler("goroutine"))
+	mux.Handle("/debug/pprof/heap", pprof.Handler("heap"))
 
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {

@@ -1,0 +1,5 @@
+//go:build !race
+
+package wsroom
+
+const raceEnabled = false

@@ -1,0 +1,106 @@
+package wsroom
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+)
+
+// hookLog records the calls of a Handler, in order.
+type hookLog struct {
+	mu     sync.Mutex
+	events []string
+	closed chan error
+}
+
+func (l *hookLog) add(e string) {
+	l.mu.Lock()
+	l.events = append(l.events, e)
+	l.mu.Unlock()
+}
+
+func (l *hookLog) handler(h *harness) Handler {
+	return Handler{
+		OnOpen: func(c *Conn) { l.add("open") },
+		OnMessage: func(c *Conn, msg Message) {
+			l.add("msg:" + msg.Text())
+			// Hooks may call back into the manager.
+			if err := h.m.SendPersonal(context.Background(), c, msg); err != nil {
+				h.t.Errorf("SendPersonal: %v", err)
+			}
+		},
+		OnClose: func(c *Conn, err error) {
+			l.add("close")
+			l.closed <- err
+		},
+	}
+}
+
+func TestServeRunsHooksInOrder(t *testing.T) {
+	const n = 20
+	log := &hookLog{closed: make(chan error, 2)}
+	h := startHarness(t, harnessConfig{handler: func(h *harness, w http.ResponseWriter, r *http.Request) {
+		c, err := h.m.Serve(w, r, log.handler(h), JoinRooms("r"))
+		if err != nil {
+			h.connectErrs <- err
+			return
+		}
+		h.conns <- c
+	}})
+	cl, _ := h.dial("")
+	cl.start()
+	var want []string
+	for i := range n {
+		cl.send(fmt.Sprint(i))
+		want = append(want, fmt.Sprint(i))
+	}
+	if got := cl.waitTexts(n); !slices.Equal(got, want) {
+		t.Fatalf("echoes %v", got)
+	}
+	if err := cl.ws.Close(websocket.StatusNormalClosure, "done"); err != nil {
+		t.Fatalf("client close: %v", err)
+	}
+	if err := <-log.closed; err != nil {
+		t.Fatalf("OnClose got %v for a normal close, want nil", err)
+	}
+	// Shutdown waits for the Serve loops, so every hook has run by now.
+	if err := h.m.Shutdown(ctxTimeout(t)); err != nil {
+		t.Fatal(err)
+	}
+	log.mu.Lock()
+	defer log.mu.Unlock()
+	wantEvents := []string{"open"}
+	for _, m := range want {
+		wantEvents = append(wantEvents, "msg:"+m)
+	}
+	wantEvents = append(wantEvents, "close")
+	if !slices.Equal(log.events, wantEvents) {
+		t.Fatalf("hooks ran as %v, want %v", log.events, wantEvents)
+	}
+	if h.m.Room("r").Len() != 0 {
+		t.Fatal("closed connection still in its room")
+	}
+}
+
+func TestServeReportsAbnormalCloseToOnClose(t *testing.T) {
+	log := &hookLog{closed: make(chan error, 2)}
+	h := startHarness(t, harnessConfig{
+		opts: []Option{WithReadLimit(16)},
+		handler: func(h *harness, w http.ResponseWriter, r *http.Request) {
+			if _, err := h.m.Serve(w, r, log.handler(h)); err != nil {
+				h.connectErrs <- err
+			}
+		},
+	})
+	cl := dialClient(t, h.wsURL(""), nil)
+	cl.start()
+	cl.send("this message is over the limit")
+	if err := <-log.closed; err == nil {
+		t.Fatalf("OnClose got %v for a 1009 close, want the read error", err)
+	}
+}
