@@ -264,7 +264,7 @@ func (c *Conn) writeLoop() {
 // drain writes queued messages until the queue is empty, gathering them
 // into as few socket writes as it can.
 func (c *Conn) drain() error {
-	var batch [64]Message
+	var batch [16]Message
 	var merged *[]byte // coalescing buffer, from gatherPool
 	sent := 0
 	defer func() {

@@ -135,6 +135,8 @@ func TestDisconnectSendsStatusAfterQueuedMessages(t *testing.T) {
 		{"default", nil, websocket.StatusNormalClosure, ""},
 		{"custom", []DisconnectOption{Status(4001, "kicked")}, 4001, "kicked"},
 		{"long reason is cut", []DisconnectOption{Status(4002, strings.Repeat("r", 200))}, 4002, strings.Repeat("r", 123)},
+		// 40 three-byte characters: 123 bytes would end inside the 42nd.
+		{"long reason is cut between characters", []DisconnectOption{Status(4003, "x"+strings.Repeat("界", 60))}, 4003, "x" + strings.Repeat("界", 40)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

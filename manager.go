@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -298,13 +299,18 @@ func (m *ConnectionManager) isClosed() bool {
 // A DisconnectOption configures one [ConnectionManager.Disconnect].
 type DisconnectOption func(*websocket.CloseError)
 
-// Status sets the close code and reason Disconnect sends. The reason is cut
-// to the 123 bytes a close frame can carry.
+// Status sets the close code and reason Disconnect sends. A reason longer
+// than the 123 bytes a close frame can carry is cut at a character boundary.
 func Status(code StatusCode, reason string) DisconnectOption {
-	return func(ce *websocket.CloseError) {
-		if len(reason) > 123 {
-			reason = reason[:123]
+	const maxReason = 123
+	if len(reason) > maxReason {
+		cut := maxReason
+		for cut > 0 && !utf8.RuneStart(reason[cut]) {
+			cut--
 		}
+		reason = reason[:cut]
+	}
+	return func(ce *websocket.CloseError) {
 		ce.Code, ce.Reason = code, reason
 	}
 }

@@ -92,7 +92,7 @@ func defaults() config {
 		pingInterval:   DefaultPingInterval,
 		pingTimeout:    DefaultPingTimeout,
 		logger:         slog.New(slog.DiscardHandler),
-		readBufferSize: 512,
+		readBufferSize: 256,
 	}
 }
 

@@ -1,5 +1,14 @@
 package wsroom
 
+import "sync"
+
+// firstRingSize is the size of a queue's first ring. Rings of this size
+// come from a pool and go back to it when the queue empties, so that a
+// burst costs no allocation and an idle connection holds no ring.
+const firstRingSize = 8
+
+var ringPool = sync.Pool{New: func() any { return new([firstRingSize]Message) }}
+
 // queue is a connection's outbound FIFO: a ring of messages that grows on
 // demand and is released when it empties, so an idle connection holds none.
 type queue struct {
@@ -19,8 +28,11 @@ func (q *queue) push(m Message) {
 }
 
 func (q *queue) grow() {
-	size := max(8, 2*len(q.ring))
-	ring := make([]Message, size)
+	if q.ring == nil {
+		q.ring = ringPool.Get().(*[firstRingSize]Message)[:]
+		return
+	}
+	ring := make([]Message, 2*len(q.ring))
 	for i := range q.n {
 		ring[i] = q.ring[(q.head+i)%len(q.ring)]
 	}
@@ -41,14 +53,12 @@ func (q *queue) pop() Message {
 	return m
 }
 
-// reset empties the queue. A ring larger than the first one is dropped,
-// so that an idle connection holds at most 8 entries and a burst's ring
-// goes back to the heap.
+// reset empties the queue and releases its ring: a first ring to the pool,
+// a larger one to the garbage collector.
 func (q *queue) reset() {
-	if len(q.ring) > 8 {
-		q.ring = nil
-	} else {
+	if len(q.ring) == firstRingSize {
 		clear(q.ring)
+		ringPool.Put((*[firstRingSize]Message)(q.ring))
 	}
-	q.head, q.n, q.bytes = 0, 0, 0
+	q.ring, q.head, q.n, q.bytes = nil, 0, 0, 0
 }

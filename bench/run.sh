@@ -58,9 +58,9 @@ scenario_flags() {
 	case $1 in
 	S1) echo "-clients 1000 -senders 1 -messages 2000 -timeout 120s" ;;
 	S2) echo "-clients 1000 -senders 10 -messages 200 -timeout 120s" ;;
-	S3) echo "-clients 10000 -senders 1 -messages 200 -rate 50 -join-timeout 300s -timeout 600s" ;;
+	S3) echo "-clients 10000 -senders 1 -messages 200 -rate 50 -join-timeout 180s -timeout 400s" ;;
 	S4) echo "-clients 200 -senders 1 -messages 20000 -size 1024 -silent 1 -timeout 300s" ;;
-	S5) echo "-clients 10000 -senders 0 -messages 0 -join-timeout 300s -timeout 600s" ;;
+	S5) echo "-clients 10000 -senders 0 -messages 0 -join-timeout 180s -timeout 400s" ;;
 	*) return 1 ;;
 	esac
 }

@@ -7,12 +7,13 @@
 //
 // Usage:
 //
-//	wsroom-benchtable < results.tsv
+//	wsroom-benchtable [-baseline melody] < results.tsv
 package main
 
 import (
 	"bufio"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -24,14 +25,14 @@ import (
 )
 
 // baseline is the server every other is compared with.
-const baseline = "melody"
+var baseline = flag.String("baseline", "melody", "the `server` every other is compared with")
 
 // column is one metric of the table.
 type column struct {
 	header string
 	value  func(load.Result) float64
 	format string
-	// ratio adds a "×melody" column after this one.
+	// ratio adds a "×baseline" column after this one.
 	ratio bool
 }
 
@@ -72,6 +73,7 @@ func boolCount(b bool) float64 {
 type key struct{ scenario, server string }
 
 func main() {
+	flag.Parse()
 	if err := run(os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "wsroom-benchtable:", err)
 		os.Exit(1)
@@ -109,13 +111,13 @@ func run(in io.Reader, out io.Writer) error {
 	for _, c := range columns {
 		header = append(header, c.header)
 		if c.ratio {
-			header = append(header, "×"+baseline)
+			header = append(header, "×"+*baseline)
 		}
 	}
 	fmt.Fprintln(out, "| "+strings.Join(header, " | ")+" |")
 	fmt.Fprintln(out, "|"+strings.Repeat(" --- |", len(header)))
 	for _, scenario := range scenarios {
-		base, haveBase := results[key{scenario, baseline}]
+		base, haveBase := results[key{scenario, *baseline}]
 		for _, server := range servers {
 			runs, ok := results[key{scenario, server}]
 			if !ok {

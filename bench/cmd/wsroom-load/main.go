@@ -26,7 +26,7 @@ import (
 
 func main() {
 	var cfg load.Config
-	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080", "server base URL; clients dial URL/ws/{id} (or URL itself if it contains {id})")
+	flag.StringVar(&cfg.URL, "url", "ws://127.0.0.1:8080", "server base URL; clients dial URL/ws/{id} (or URL itself if it contains {id}); several comma-separated URLs take the clients in turn")
 	flag.IntVar(&cfg.Clients, "clients", 10, "number of clients, ids c0..cN-1")
 	flag.IntVar(&cfg.ConnectConcurrency, "connect-concurrency", 64, "dials in flight at once")
 	flag.DurationVar(&cfg.ConnectTimeout, "connect-timeout", 0, "bound on one dial and handshake (default 10s)")
@@ -42,8 +42,8 @@ func main() {
 	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 0, "stop waiting for deliveries after this long without progress (default 5s)")
 	flag.DurationVar(&cfg.Timeout, "timeout", 0, "bound on the whole run (default 60s)")
 	flag.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this process's RSS and CPU time from /proc")
-	flag.StringVar(&cfg.GCURL, "gc-url", "", "before the last RSS sample, GET this URL (e.g. a pprof heap page with ?gc=1, which makes a Go server collect) and wait -idle-wait")
-	flag.DurationVar(&cfg.IdleWait, "idle-wait", 5*time.Second, "with -gc-url, how long to wait after it before sampling RSS")
+	flag.StringVar(&cfg.GCURL, "gc-url", "", "before the last RSS sample, GET this URL four times over -idle-wait (e.g. a pprof heap page with ?gc=1, which makes a Go server collect)")
+	flag.DurationVar(&cfg.IdleWait, "idle-wait", 20*time.Second, "with -gc-url, how long to collect and wait before sampling RSS")
 	flag.StringVar(&cfg.GoroutinesURL, "goroutines-url", "", "fetch the server's goroutine count here after measuring (pprof ?debug=1 page, {\"goroutines\":N} or a number)")
 	flag.Parse()
 

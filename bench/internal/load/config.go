@@ -11,6 +11,8 @@ import (
 type Config struct {
 	// URL is the server's base URL ("ws://127.0.0.1:8080"); client i dials
 	// URL+"/ws/c{i}". A URL containing "{id}" is used as a template instead.
+	// Several comma-separated URLs (servers sharing rooms through a broker)
+	// take the clients in turn: client i dials URL number i mod count.
 	URL string
 	// Clients is the number of connections, ids c0..c{Clients-1}. Senders
 	// are the first Senders ids; the silent clients follow them.
@@ -59,11 +61,11 @@ type Config struct {
 	// goroutine page (?debug=1), {"goroutines": N} or a bare number is
 	// understood.
 	GoroutinesURL string
-	// GCURL, when set, is fetched before the last RSS sample (a net/http/pprof
-	// heap page with ?gc=1 makes a Go server collect), and the sample waits
-	// IdleWait after it, so an idle server's RSS is measured without the
-	// garbage a join storm left, as the runtime's own periodic collection
-	// would within two minutes.
+	// GCURL, when set, is fetched four times during IdleWait before the
+	// last RSS sample (a net/http/pprof heap page with ?gc=1 makes a Go
+	// server collect), so an idle server's RSS is measured without the
+	// garbage a join storm left, as the runtime's own periodic collections
+	// (one every two minutes) would after a few minutes.
 	GCURL    string
 	IdleWait time.Duration
 }
@@ -96,7 +98,9 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
-	check(strings.HasPrefix(c.URL, "ws://"), "url %q must start with ws://", c.URL)
+	for _, u := range strings.Split(c.URL, ",") {
+		check(strings.HasPrefix(u, "ws://"), "url %q must start with ws://", u)
+	}
 	check(c.Clients > 0, "clients must be positive")
 	check(c.Senders >= 0 && c.Senders <= c.Clients, "senders must be in [0, clients]")
 	check(c.Messages >= 0, "messages must not be negative")
@@ -115,9 +119,12 @@ func (c Config) validate() error {
 	return nil
 }
 
-func (c Config) clientURL(id string) string {
-	if strings.Contains(c.URL, "{id}") {
-		return strings.ReplaceAll(c.URL, "{id}", id)
+// clientURL returns the URL client i, called id, dials.
+func (c Config) clientURL(i int, id string) string {
+	urls := strings.Split(c.URL, ",")
+	u := urls[i%len(urls)]
+	if strings.Contains(u, "{id}") {
+		return strings.ReplaceAll(u, "{id}", id)
 	}
-	return strings.TrimSuffix(c.URL, "/") + "/ws/" + id
+	return strings.TrimSuffix(u, "/") + "/ws/" + id
 }

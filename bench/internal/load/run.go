@@ -153,10 +153,16 @@ func (r *run) execute(ctx context.Context) Result {
 	res.Stalled = errors.Is(context.Cause(ctx), errStalled)
 
 	if cfg.GCURL != "" {
-		if err := fetchOK(context.WithoutCancel(ctx), cfg.GCURL); err != nil {
-			r.recordErr(fmt.Errorf("gc: %w", err))
+		// A collection frees the garbage; the runtime returns the freed
+		// pages to the OS in the background over the next seconds, and
+		// each later collection lets it shrink stacks and release more.
+		for range 4 {
+			if err := fetchOK(context.WithoutCancel(ctx), cfg.GCURL); err != nil {
+				r.recordErr(fmt.Errorf("gc: %w", err))
+				break
+			}
+			time.Sleep(cfg.IdleWait / 4)
 		}
-		time.Sleep(cfg.IdleWait)
 	}
 	if server != nil {
 		if err := server.finish(&res); err != nil {
@@ -272,7 +278,7 @@ func (r *run) connect(ctx context.Context, i int) {
 		silent: i >= cfg.Senders && i < cfg.Senders+cfg.Silent,
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	conn, err := wsclient.Dial(dialCtx, cfg.clientURL(c.id), wsclient.Options{Dialer: r.dialer(i, c.silent)})
+	conn, err := wsclient.Dial(dialCtx, cfg.clientURL(i, c.id), wsclient.Options{Dialer: r.dialer(i, c.silent)})
 	cancel()
 	if err != nil {
 		r.connectFailures.Add(1)
