@@ -165,9 +165,11 @@ func WithWriteTimeout(d time.Duration) Option {
 // WithPing sets how often the server pings each connection and how long it
 // waits for the pong. A peer that does not answer in time is disconnected and
 // leaves its rooms. Browsers answer pings but never send them, so the server
-// drives them. A connection is pinged only while it is being read, as
-// [Conn.Read] and [ConnectionManager.Serve] do. An interval of 0 turns pings
-// off. Default: every 20s, timeout 20s.
+// drives them. The pong is read by the connection's reader, so a
+// connection must be read ([Conn.Read] in a loop, or
+// [ConnectionManager.Serve]); one that nobody reads is disconnected at its
+// first ping. An interval of 0 turns pings off. Default: every 20s, timeout
+// 20s.
 func WithPing(interval, timeout time.Duration) Option {
 	return func(c *config) error {
 		if interval < 0 || timeout <= 0 {

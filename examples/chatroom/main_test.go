@@ -29,15 +29,7 @@ func startServer(t *testing.T, cfg *demo.Config) (*httptest.Server, *wsroom.Conn
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(app.Handler)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), demotest.Timeout)
-		defer cancel()
-		if err := app.Manager.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		srv.Close()
-	})
+	srv := demotest.Serve(t, app)
 	return srv, app.Manager
 }
 

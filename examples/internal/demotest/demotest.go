@@ -7,12 +7,14 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsroom/wsroom/examples/internal/demo"
 )
 
 // Timeout bounds every wait of these helpers.
@@ -123,4 +125,21 @@ func Abbrev(s string) string {
 		return strconv.Quote(s)
 	}
 	return strconv.Quote(s[:60]) + "… (" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// Serve serves app on a test server that the test's cleanup shuts down the
+// way the demos do: the manager first (every client gets 1001), then the
+// HTTP server. The shutdown must succeed.
+func Serve(t *testing.T, app *demo.App) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(app.Handler)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
+		defer cancel()
+		if err := app.Manager.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	return srv
 }
