@@ -110,24 +110,12 @@ func TestItemBinaryClosesWith1003(t *testing.T) {
 // not the tutorial's 403, so a client can tell it from an auth failure.
 func TestItemHTTP(t *testing.T) {
 	srv := startServer(t)
-	for _, tc := range []struct {
-		path   string
-		status int
-	}{
-		{"/", http.StatusOK},
-		{"/nope", http.StatusNotFound},
-		{"/items/foo", http.StatusNotFound},
-		{"/items//ws?token=abc", http.StatusNotFound},
-		{"/items/foo/ws", http.StatusForbidden},
-		{"/items/foo/ws?token=abc", http.StatusUpgradeRequired},
-	} {
-		resp, err := http.Get(srv.URL + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Errorf("GET %s: HTTP %d, want %d", tc.path, resp.StatusCode, tc.status)
-		}
-	}
+	demotest.ExpectStatuses(t, srv.URL, map[string]int{
+		"/":                       http.StatusOK,
+		"/nope":                   http.StatusNotFound,
+		"/items/foo":              http.StatusNotFound,
+		"/items//ws?token=abc":    http.StatusNotFound,
+		"/items/foo/ws":           http.StatusForbidden,
+		"/items/foo/ws?token=abc": http.StatusUpgradeRequired,
+	})
 }

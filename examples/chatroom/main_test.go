@@ -284,28 +284,16 @@ func cmp(s, fallback string) string {
 // TestChatHTTP pins down the plain HTTP answers.
 func TestChatHTTP(t *testing.T) {
 	srv, _ := startServer(t, nil)
-	for _, tc := range []struct {
-		path   string
-		status int
-	}{
-		{"/", http.StatusOK},
-		{"/nope", http.StatusNotFound},
-		{"/ws", http.StatusNotFound},
-		{"/ws/", http.StatusNotFound},
-		{"/ws/a/b", http.StatusNotFound},
-		{"/ws/A", http.StatusUpgradeRequired},
-		{"/ws/A?room=%FF", http.StatusBadRequest},
-		{"/members?room=" + strings.Repeat("r", 256), http.StatusBadRequest},
-	} {
-		resp, err := http.Get(srv.URL + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Errorf("GET %s: HTTP %d, want %d", tc.path, resp.StatusCode, tc.status)
-		}
-	}
+	demotest.ExpectStatuses(t, srv.URL, map[string]int{
+		"/":              http.StatusOK,
+		"/nope":          http.StatusNotFound,
+		"/ws":            http.StatusNotFound,
+		"/ws/":           http.StatusNotFound,
+		"/ws/a/b":        http.StatusNotFound,
+		"/ws/A":          http.StatusUpgradeRequired,
+		"/ws/A?room=%FF": http.StatusBadRequest,
+		"/members?room=" + strings.Repeat("r", 256): http.StatusBadRequest,
+	})
 	_, resp, err := demotest.TryDial(demotest.WSURL(srv.URL, "/ws/A"), http.Header{"Origin": {"http://evil.example"}})
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Errorf("foreign Origin: %v, want HTTP 403", err)
@@ -320,20 +308,12 @@ func TestChatShutdownSends1001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, ln, app, demotest.Timeout, slog.New(slog.DiscardHandler)) }()
-
-	base := "ws://" + ln.Addr().String()
+	base, stop := demotest.Run(t, app)
 	a := demotest.Dial(t, base+"/ws/A", nil)
 	demotest.Expect(t, a, "A 进入了聊天室")
 	b := demotest.Dial(t, base+"/ws/B?room=other", nil)
 	demotest.Expect(t, b, "B 进入了聊天室")
-	stop()
+	done := stop()
 	demotest.ExpectClose(t, a, wsroom.StatusShutdown)
 	demotest.ExpectClose(t, b, wsroom.StatusShutdown)
 	if err := <-done; err != nil {

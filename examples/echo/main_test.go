@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -182,18 +181,11 @@ func TestEchoShutdownSends1001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, ln, app, demotest.Timeout, slog.New(slog.DiscardHandler)) }()
-
-	c := demotest.Dial(t, "ws://"+ln.Addr().String()+"/ws", nil)
+	base, stop := demotest.Run(t, app)
+	c := demotest.Dial(t, base+"/ws", nil)
 	demotest.Send(t, c, "before")
 	demotest.Expect(t, c, "小菠萝收到的消息是: before")
-	stop()
+	done := stop()
 	demotest.ExpectClose(t, c, wsroom.StatusShutdown)
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)

@@ -6,6 +6,8 @@ package demotest
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -142,4 +144,40 @@ func Serve(t *testing.T, app *demo.App) *httptest.Server {
 		srv.Close()
 	})
 	return srv
+}
+
+// Run serves app with the demos' own serving loop, demo.Run, on a fresh
+// loopback port, and returns its ws:// base URL and a stop function. stop
+// does what SIGINT does and returns a channel that gets Run's result once
+// the shutdown is over; clients should read their close frames meanwhile,
+// since the shutdown waits for their answers.
+func Run(t *testing.T, app *demo.App) (base string, stop func() <-chan error) {
+	t.Helper()
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- demo.Run(ctx, ln, app, Timeout, slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(cancel)
+	return "ws://" + ln.Addr().String(), func() <-chan error {
+		cancel()
+		return done
+	}
+}
+
+// ExpectStatuses GETs base+path for each path and checks the HTTP status.
+func ExpectStatuses(t *testing.T, base string, want map[string]int) {
+	t.Helper()
+	for path, status := range want {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			t.Errorf("GET %s: HTTP %d, want %d", path, resp.StatusCode, status)
+		}
+	}
 }
