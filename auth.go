@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 )
 
 // Identity is who a connection belongs to, as an [Authenticator] found it.
@@ -18,6 +19,20 @@ type Identity struct {
 	// record). wsroom never reads or changes it.
 	Data any
 }
+
+// AuthFailureMode says how [ConnectionManager.Connect] answers a request its
+// [Authenticator] refuses.
+type AuthFailureMode int
+
+const (
+	// RejectHandshake answers HTTP 403 before the upgrade; no WebSocket is
+	// accepted. It is the default, and what the tutorial's app does.
+	RejectHandshake AuthFailureMode = iota
+	// CloseAfterAccept accepts the upgrade and closes at once with 1008
+	// (Policy Violation) and the reason "unauthorized", which a browser's
+	// CloseEvent shows, while an HTTP 403 is invisible to page scripts.
+	CloseAfterAccept
+)
 
 // An Authenticator decides, before the upgrade, whether a request may open
 // a WebSocket, and as whom. A non-nil error refuses the request; it should
@@ -60,12 +75,17 @@ const tokenProtocolName = "wsroom"
 // and verify decides whom it belongs to. The cookie wins over the others; an
 // empty value counts as absent. A request with no credential gets
 // [ErrNoCredential]; an error from verify is wrapped in [ErrUnauthorized].
-// An empty cookieName or queryParam turns that source off.
+// A credential that is not valid UTF-8 is refused without calling verify,
+// so that it never reaches a text message. An empty cookieName or
+// queryParam turns that source off.
 func CookieOrToken(cookieName, queryParam string, verify func(ctx context.Context, credential string) (Identity, error)) Authenticator {
 	return AuthFunc(func(r *http.Request) (Identity, error) {
 		credential, source := findCredential(r, cookieName, queryParam)
 		if credential == "" {
 			return Identity{}, ErrNoCredential
+		}
+		if !utf8.ValidString(credential) {
+			return Identity{}, fmt.Errorf("%w: %s credential is not UTF-8", ErrUnauthorized, source)
 		}
 		id, err := verify(r.Context(), credential)
 		if err != nil {

@@ -29,7 +29,7 @@ func verifyCredential(_ context.Context, credential string) (Identity, error) {
 // greetIdentity is a handler that answers each connection with its
 // identity's subject.
 func greetIdentity(h *harness, w http.ResponseWriter, r *http.Request) {
-	c, err := h.m.Connect(w, r)
+	c, err := h.m.Connect(w, r, nil)
 	if err != nil {
 		h.connectErrs <- err
 		return

@@ -3,16 +3,19 @@ package wsroom
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 )
@@ -73,9 +76,14 @@ func connectDiscarding(b testing.TB, m *ConnectionManager, rooms ...string) *Con
 	r.Header.Set("Upgrade", "websocket")
 	r.Header.Set("Sec-WebSocket-Version", "13")
 	r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-	c, err := m.Connect(&hijackRecorder{header: http.Header{}, conn: newDiscardConn()}, r, JoinRooms(rooms...))
+	c, err := m.Connect(&hijackRecorder{header: http.Header{}, conn: newDiscardConn()}, r, nil)
 	if err != nil {
 		b.Fatalf("Connect: %v", err)
+	}
+	for _, room := range rooms {
+		if err := m.Join(context.Background(), c, room); err != nil {
+			b.Fatalf("Join: %v", err)
+		}
 	}
 	return c
 }
@@ -158,7 +166,10 @@ func BenchmarkDeliveries(b *testing.B) {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r, JoinRooms("room"))
+		c, err := m.Connect(w, r, nil)
+		if err == nil {
+			err = m.Join(context.Background(), c, "room")
+		}
 		if err != nil {
 			return
 		}
@@ -195,7 +206,7 @@ func BenchmarkDeliveries(b *testing.B) {
 			}
 		})
 	}
-	for m.Room("room").Len() < members {
+	for len(m.Members("room")) < members {
 		runtime.Gosched()
 	}
 
@@ -229,5 +240,60 @@ func waitReceived(b *testing.B, received *atomic.Int64, want int64) {
 			b.Fatalf("readers got %d of %d messages", received.Load(), want)
 		}
 		runtime.Gosched()
+	}
+}
+
+// frameSource repeats one encoded frame forever: a peer that sends the same
+// message again and again, with no socket in the way.
+type frameSource struct {
+	frame []byte
+	off   int
+}
+
+func (s *frameSource) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k := copy(p[n:], s.frame[s.off:])
+		n += k
+		s.off = (s.off + k) % len(s.frame)
+	}
+	return n, nil
+}
+
+// BenchmarkRead measures what reading a message costs: parsing and
+// unmasking its frame, and for text the UTF-8 check, which the binary
+// case skips. The difference between the two is the check's cost.
+func BenchmarkRead(b *testing.B) {
+	// Mostly ASCII with some multi-byte runes, as chat text is.
+	line := strings.Repeat("chat line, café, 你好 🍍, more words. ", 32)
+	for _, size := range []int{1 << 10, 1 << 20} {
+		payload := []byte(strings.Repeat(line, size/len(line)+1)[:size])
+		for len(payload) > 0 && !utf8.Valid(payload) { // do not cut a rune
+			payload = payload[:len(payload)-1]
+		}
+		for _, op := range []opcode{opText, opBinary} {
+			name := fmt.Sprintf("%s/%dKiB", map[opcode]string{opText: "text", opBinary: "binary"}[op], size>>10)
+			b.Run(name, func(b *testing.B) {
+				m, err := New(WithReadLimit(int64(size)))
+				if err != nil {
+					b.Fatal(err)
+				}
+				var header [10]byte
+				n := putHeader(&header, true, op, len(payload))
+				header[1] |= maskBit
+				frame := slices.Concat(header[:n], []byte{1, 2, 3, 4}, payload)
+				unmask(frame[n+4:], binary.LittleEndian.Uint32([]byte{1, 2, 3, 4}), 0)
+				c := &Conn{m: m, br: bufio.NewReaderSize(&frameSource{frame: frame}, readBufferSize)}
+				ctx := context.Background()
+				b.SetBytes(int64(len(payload)))
+				b.ReportAllocs()
+				for b.Loop() {
+					msg, err := c.Read(ctx)
+					if err != nil || msg.Len() != len(payload) {
+						b.Fatalf("Read: %v, %d bytes", err, msg.Len())
+					}
+				}
+			})
+		}
 	}
 }

@@ -104,7 +104,7 @@ func TestBroadcastExceptLeavesTheSenderOut(t *testing.T) {
 	// then answered personally: the sender's first message is the answer.
 	h := startHarness(t, harnessConfig{onMessage: func(h *harness, c *Conn, msg Message) {
 		ctx := context.Background()
-		if err := h.m.Broadcast(ctx, "r", msg, Except(c)); err != nil {
+		if err := h.m.Broadcast(ctx, "r", msg, c); err != nil {
 			t.Errorf("Broadcast: %v", err)
 		}
 		if err := h.m.SendPersonal(ctx, c, Text("ack")); err != nil {
@@ -127,7 +127,7 @@ func TestBroadcastExceptLeavesTheSenderOut(t *testing.T) {
 		}
 	}
 	// BroadcastAll honours Except too.
-	if err := h.m.BroadcastAll(context.Background(), Text("all"), Except(senderConn)); err != nil {
+	if err := h.m.BroadcastAll(context.Background(), Text("all"), senderConn); err != nil {
 		t.Fatalf("BroadcastAll: %v", err)
 	}
 	if err := h.m.SendPersonal(context.Background(), senderConn, Text("after")); err != nil {
@@ -270,7 +270,7 @@ func TestSlowConsumerPolicies(t *testing.T) {
 					t.Fatalf("evicted client got %v, want a prefix of the fillers", got)
 				}
 				waitDone(t, stalledConn)
-				if n := h.m.Room("r").Len(); n != 2 {
+				if n := len(h.m.Members("r")); n != 2 {
 					t.Fatalf("room has %d members after eviction, want 2", n)
 				}
 			} else {
@@ -328,7 +328,7 @@ func TestBroadcastDoesNotWaitForSlowPeer(t *testing.T) {
 	if n := queueLen(stalledConn); n < 54 {
 		t.Fatalf("stalled peer's queue has %d messages, want every later one (54)", n)
 	}
-	if s := h.m.Stats(); s.Evicted != 0 || s.WriteFailures != 0 {
+	if s := h.m.Stats(); s.Evicted != 0 || s.WriteTimeouts != 0 {
 		t.Fatalf("stalled peer was already dropped: %+v", s)
 	}
 	// Closing the stalled peer fails its blocked write.
@@ -347,14 +347,14 @@ func TestStalledPeerIsDisconnectedByWriteTimeout(t *testing.T) {
 	p := &paced{t: t, m: h.m, room: "r", readers: []*client{fast1.start(), fast2.start()}}
 
 	deadline := time.Now().Add(waitTimeout)
-	for h.m.Stats().WriteFailures == 0 {
+	for h.m.Stats().WriteTimeouts == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("the stalled peer was not disconnected within %v: %+v, queue %d", waitTimeout, h.m.Stats(), queueLen(stalledConn))
 		}
 		p.broadcast(Text(fmt.Sprintf("%d:%s", p.sent, strings.Repeat("x", 1000))))
 	}
 	waitDone(t, stalledConn)
-	eventually(t, "stalled peer leaves the room", func() bool { return h.m.Room("r").Len() == 2 })
+	eventually(t, "stalled peer leaves the room", func() bool { return len(h.m.Members("r")) == 2 })
 	p.broadcast(Text(fmt.Sprintf("%d:last", p.sent)))
 	for _, cl := range p.readers {
 		got := cl.waitTexts(p.sent)
@@ -365,7 +365,7 @@ func TestStalledPeerIsDisconnectedByWriteTimeout(t *testing.T) {
 		}
 	}
 	s := h.m.Stats()
-	if s.WriteFailures != 1 || s.Evicted != 0 || s.Connections != 2 {
+	if s.WriteTimeouts != 1 || s.Evicted != 0 || s.Connections != 2 {
 		t.Fatalf("stats %+v, want 1 write failure, no eviction, 2 connections", s)
 	}
 }
@@ -414,8 +414,8 @@ func TestCoalescingKeepsOrderTypesAndCounts(t *testing.T) {
 	}
 	var got []string
 	binaries := 0
-	cl.wait("the end marker", func() bool {
-		return len(cl.msgs) > 0 && cl.msgs[len(cl.msgs)-1].data == "end"
+	cl.wait("the end marker", func() (bool, string) {
+		return len(cl.msgs) > 0 && cl.msgs[len(cl.msgs)-1].data == "end", ""
 	})
 	for _, m := range cl.messages() {
 		if len(m.data) > 64<<10 {
@@ -436,31 +436,36 @@ func TestCoalescingKeepsOrderTypesAndCounts(t *testing.T) {
 	}
 }
 
-func TestBroadcastAllocatesNothingPerRecipient(t *testing.T) {
+func TestBroadcastAllocationsDoNotGrowWithMembers(t *testing.T) {
 	if raceEnabled {
-		t.Skip("allocation counts are meaningless under -race")
+		// The race detector makes sync.Pool drop items at random, so the
+		// writers' pooled rings and buffers are allocated per recipient.
+		t.Skip("allocation counts depend on sync.Pool, which -race randomizes")
 	}
-	const members = 1000
-	m, err := New(WithPing(0, time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer shutdownBench(t, m)
-	for range members {
-		connectDiscarding(t, m, "room")
-	}
-	msg := Text("shared by every member")
-	ctx := context.Background()
-	// Writers included: queue, wake the writer, write, let it exit.
-	allocs := testing.AllocsPerRun(10, func() {
-		if err := m.Broadcast(ctx, "room", msg); err != nil {
+	allocs := func(members int) float64 {
+		m, err := New(WithPing(0, 0))
+		if err != nil {
 			t.Fatal(err)
 		}
-		waitDrained(t, m)
-	})
+		defer shutdownBench(t, m)
+		for range members {
+			connectDiscarding(t, m, "room")
+		}
+		msg := Text("shared by every member")
+		ctx := context.Background()
+		// Writers included: queue, wake the writer, write, let it exit.
+		return testing.AllocsPerRun(20, func() {
+			if err := m.Broadcast(ctx, "room", msg); err != nil {
+				t.Fatal(err)
+			}
+			waitDrained(t, m)
+		})
+	}
+	few, many := allocs(10), allocs(1000)
 	// A few allocations of the runtime's (goroutine structs, pooled
-	// buffers refilled after a GC) are fine; one per recipient is not.
-	if allocs > members/10 {
-		t.Fatalf("a broadcast to %d members made %.0f allocations", members, allocs)
+	// buffers refilled after a GC) come and go; 990 more recipients may
+	// not add one allocation each, nor one per ten.
+	if perRecipient := (many - few) / 990; perRecipient > 0.01 {
+		t.Fatalf("a broadcast to 10 members made %.1f allocations, to 1000 members %.1f: %.3f per recipient", few, many, perRecipient)
 	}
 }

@@ -2,10 +2,8 @@ package wsroom
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"sync"
+	"hash/maphash"
 )
 
 // A Broker carries room broadcasts between the processes (nodes) that share
@@ -16,17 +14,9 @@ import (
 //
 // Payloads are opaque to the broker: the manager encodes an envelope (origin
 // node, sender, room, message type and payload) and decodes it again on
-// delivery. The envelope's wire form is compact and stable:
-//
-//	byte     version (1)
-//	byte     flags: bit 0 set for a binary message
-//	uvarint  length of the origin node's ID, then the ID
-//	uvarint  length of the sender connection's ID (empty when none), then the ID
-//	uvarint  length of the room's name, then the name
-//	         the payload, to the end
-//
-// A payload that does not parse is counted in [Stats].BrokerMalformed and
-// dropped.
+// delivery (its wire form is described in envelope.go). A payload that does
+// not parse, or carries a text message that is not UTF-8, is counted in
+// [Stats].BrokerMalformed and dropped.
 //
 // Guarantees a Broker must give: messages published to a room by one node
 // arrive at every subscribed node in publish order; delivery is at most
@@ -62,144 +52,60 @@ type Subscription interface {
 	Close() error
 }
 
-// errBadEnvelope reports a broker payload that is not a wsroom envelope.
-var errBadEnvelope = errors.New("wsroom: malformed broker envelope")
-
-const envelopeVersion = 1
-
-// envelope is a room broadcast as it travels through a [Broker].
-type envelope struct {
-	Node    string  // the publishing node's ID
-	Sender  string  // the sending connection's ID, if the broadcast named one with [Except]
-	Room    string  // the room the broadcast is for
-	Message Message // what was broadcast
-}
-
-// appendEnvelope appends e's wire form, described at [Broker], to dst.
-func appendEnvelope(dst []byte, e envelope) []byte {
-	var flags byte
-	if e.Message.binary {
-		flags |= 1
+// subscribe makes sure r is subscribed at the broker. The room's
+// subscription lock is held during Subscribe, so that two joins do not
+// subscribe twice.
+func (m *ConnectionManager) subscribe(ctx context.Context, r *room) error {
+	r.subMu.Lock()
+	defer r.subMu.Unlock()
+	if r.sub != nil {
+		return nil
 	}
-	dst = append(dst, envelopeVersion, flags)
-	for _, s := range [...]string{e.Node, e.Sender, e.Room} {
-		dst = binary.AppendUvarint(dst, uint64(len(s)))
-		dst = append(dst, s...)
+	sub, err := m.cfg.broker.Subscribe(ctx, r.name, func(p []byte) { m.receive(r, p) })
+	if err != nil {
+		return fmt.Errorf("wsroom: subscribe to room %q: %w", r.name, err)
 	}
-	return append(dst, e.Message.data...)
-}
-
-// parseEnvelope parses the wire form written by appendEnvelope. The
-// message's payload is a copy, so b may be reused.
-func parseEnvelope(b []byte) (envelope, error) {
-	if len(b) < 2 || b[0] != envelopeVersion || b[1]&^1 != 0 {
-		return envelope{}, fmt.Errorf("%w: bad header", errBadEnvelope)
-	}
-	var e envelope
-	e.Message.binary = b[1]&1 != 0
-	b = b[2:]
-	for _, s := range [...]*string{&e.Node, &e.Sender, &e.Room} {
-		n, w := binary.Uvarint(b)
-		if w <= 0 || n > uint64(len(b)-w) {
-			return envelope{}, fmt.Errorf("%w: bad length", errBadEnvelope)
-		}
-		*s = string(b[w : w+int(n)])
-		b = b[w+int(n):]
-	}
-	e.Message.data = append([]byte{}, b...)
-	return e, nil
-}
-
-// NewMemoryBroker returns a [Broker] that connects the managers of one
-// process. It is what tests of multi-node behaviour use without a server,
-// and it gives every guarantee a Broker must give. A manager without any
-// broker needs none of this: its rooms are simply local.
-func NewMemoryBroker() Broker {
-	return &memoryBroker{subs: make(map[string]map[*memorySub]struct{})}
-}
-
-type memoryBroker struct {
-	mu   sync.Mutex
-	subs map[string]map[*memorySub]struct{}
-}
-
-// memorySub delivers in order from a goroutine of its own, so that a
-// publisher never runs a subscriber's delivery.
-type memorySub struct {
-	b       *memoryBroker
-	room    string
-	deliver func([]byte)
-
-	mu      sync.Mutex
-	pending [][]byte
-	running bool
-	closed  bool
-}
-
-func (b *memoryBroker) Subscribe(_ context.Context, room string, deliver func([]byte)) (Subscription, error) {
-	s := &memorySub{b: b, room: room, deliver: deliver}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.subs[room] == nil {
-		b.subs[room] = make(map[*memorySub]struct{})
-	}
-	b.subs[room][s] = struct{}{}
-	return s, nil
-}
-
-func (b *memoryBroker) Publish(ctx context.Context, room string, payload []byte) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p := append([]byte(nil), payload...)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for s := range b.subs[room] {
-		s.push(p)
-	}
+	r.sub = sub
 	return nil
 }
 
-func (s *memorySub) push(p []byte) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
+// publish delivers msg to the room's local members and hands it to the
+// broker. One of 64 locks, chosen by the room's name, is held across both,
+// so that this node's broadcasts to a room reach the broker in the order
+// its local members saw them.
+func (m *ConnectionManager) publish(ctx context.Context, room string, msg Message, except []*Conn) error {
+	lock := &m.publishLocks[maphash.String(m.publishSeed, room)%uint64(len(m.publishLocks))]
+	lock.Lock()
+	defer lock.Unlock()
+	m.deliver(m.lookupRoom(room), msg, except)
+	env := envelope{Node: m.nodeID, Room: room, Message: msg}
+	if len(except) > 0 {
+		env.Sender = except[0].id
+	}
+	if err := m.cfg.broker.Publish(ctx, room, appendEnvelope(nil, env)); err != nil {
+		m.stats.brokerPublishErrors.Add(1)
+		return fmt.Errorf("wsroom: publish to room %q: %w", room, err)
+	}
+	m.stats.brokerPublished.Add(1)
+	return nil
+}
+
+// receive handles a payload the broker delivered on r's subscription. It
+// delivers to r itself, not to the room of that name: while a freed room's
+// subscription is closing, a new room of the same name has its own.
+func (m *ConnectionManager) receive(r *room, payload []byte) {
+	env, err := parseEnvelope(payload)
+	if err == nil && env.Room != r.name {
+		err = fmt.Errorf("%w: room %q on the subscription of %q", errBadEnvelope, env.Room, r.name)
+	}
+	if err != nil {
+		m.stats.brokerMalformed.Add(1)
+		m.cfg.logger.Warn("wsroom: dropped broker message", "room", r.name, "err", err)
 		return
 	}
-	s.pending = append(s.pending, p)
-	if !s.running {
-		s.running = true
-		go s.run()
+	if env.Node == m.nodeID {
+		return // delivered locally when it was broadcast
 	}
-}
-
-func (s *memorySub) run() {
-	for {
-		s.mu.Lock()
-		batch := s.pending
-		s.pending = nil
-		if len(batch) == 0 || s.closed {
-			s.running = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		for _, p := range batch {
-			s.deliver(p)
-		}
-	}
-}
-
-func (s *memorySub) Close() error {
-	s.b.mu.Lock()
-	delete(s.b.subs[s.room], s)
-	if len(s.b.subs[s.room]) == 0 {
-		delete(s.b.subs, s.room)
-	}
-	s.b.mu.Unlock()
-	s.mu.Lock()
-	s.closed = true
-	s.pending = nil
-	s.mu.Unlock()
-	return nil
+	m.stats.brokerReceived.Add(1)
+	m.deliver(r, env.Message, nil)
 }

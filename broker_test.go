@@ -91,7 +91,7 @@ func TestMultiNodeBroadcastReachesEveryMemberOnceInPublishOrder(t *testing.T) {
 func TestMultiNodeExceptLeavesTheSenderOut(t *testing.T) {
 	cl := newCluster(t, NewMemoryBroker(), 3, harnessConfig{onMessage: func(h *harness, c *Conn, msg Message) {
 		ctx := context.Background()
-		if err := h.m.Broadcast(ctx, "r", msg, Except(c)); err != nil {
+		if err := h.m.Broadcast(ctx, "r", msg, c); err != nil {
 			t.Errorf("Broadcast: %v", err)
 		}
 		if err := h.m.SendPersonal(ctx, c, Text("ack")); err != nil {
@@ -137,7 +137,7 @@ func TestMultiNodeNoMessageLostRightAfterJoin(t *testing.T) {
 	var want []string
 	for i := range rooms {
 		room := "fresh-" + strconv.Itoa(i)
-		if err := cl.nodes[1].m.Room(room).Join(ctx, c); err != nil {
+		if err := cl.nodes[1].m.Join(ctx, c, room); err != nil {
 			t.Fatal(err)
 		}
 		// Node 0 has no member of room: only the broker carries this.
@@ -253,9 +253,9 @@ func TestMultiNodeRejoinDuringUnsubscribeDeliversOnce(t *testing.T) {
 	// The room's last member leaves; the old subscription is still being
 	// closed when a new member joins and the room is subscribed anew.
 	var wg sync.WaitGroup
-	wg.Go(func() { cl.nodes[1].m.Room("r").Leave(first) })
+	wg.Go(func() { cl.nodes[1].m.Leave(first, "r") })
 	<-broker.closing
-	if err := cl.nodes[1].m.Room("r").Join(ctx, second); err != nil {
+	if err := cl.nodes[1].m.Join(ctx, second, "r"); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"once", "marker", "last"}

@@ -17,12 +17,12 @@ func TestPingDisconnectsPeerThatNeverAnswers(t *testing.T) {
 	h := newHarness(t, WithPing(50*time.Millisecond, 100*time.Millisecond))
 	// The client never reads, so it never answers a ping.
 	_, c := h.dial("room=a&room=b")
-	if n := h.m.Room("a").Len(); n != 1 {
+	if n := len(h.m.Members("a")); n != 1 {
 		t.Fatalf("room has %d members, want 1", n)
 	}
 	waitDone(t, c)
 	eventually(t, "dead peer leaves its rooms", func() bool {
-		return h.m.Room("a").Len() == 0 && h.m.Room("b").Len() == 0
+		return len(h.m.Members("a")) == 0 && len(h.m.Members("b")) == 0
 	})
 	if s := h.m.Stats(); s.PingTimeouts != 1 || s.Connections != 0 || s.Rooms != 0 {
 		t.Fatalf("stats %+v, want 1 ping timeout, no connection, no room", s)
@@ -55,7 +55,7 @@ func TestReadLimitCloses1009AndSparesOthers(t *testing.T) {
 	if got := other.waitTexts(1); got[0] != atLimit {
 		t.Fatalf("other client got %.10q, want its own message at the limit", got[0])
 	}
-	if n := h.m.Room("r").Len(); n != 1 {
+	if n := len(h.m.Members("r")); n != 1 {
 		t.Fatalf("room has %d members, want 1", n)
 	}
 }
@@ -94,10 +94,10 @@ func TestDisconnectIsIdempotentAndConcurrent(t *testing.T) {
 	// Many goroutines at once, while the handler is in Read.
 	var wg sync.WaitGroup
 	for range 50 {
-		wg.Go(func() { h.m.Disconnect(c, Status(4000, "bye")) })
+		wg.Go(func() { _ = h.m.Disconnect(c, 4000, "bye") })
 	}
 	wg.Wait()
-	h.m.Disconnect(c) // and once more afterwards
+	h.m.Disconnect(c, websocket.StatusNormalClosure, "") // and once more afterwards
 
 	wantClose(t, cl.waitEnd(), 4000, "bye")
 	waitDone(t, c)
@@ -110,7 +110,7 @@ func TestDisconnectIsIdempotentAndConcurrent(t *testing.T) {
 		t.Fatal("handler's Read did not fail")
 	}
 	for _, name := range []string{"a", "b", "c"} {
-		if n := h.m.Room(name).Len(); n != 0 {
+		if n := len(h.m.Members(name)); n != 0 {
 			t.Fatalf("room %s has %d members after Disconnect", name, n)
 		}
 	}
@@ -127,16 +127,14 @@ func TestDisconnectIsIdempotentAndConcurrent(t *testing.T) {
 
 func TestDisconnectSendsStatusAfterQueuedMessages(t *testing.T) {
 	tests := []struct {
-		name       string
-		opts       []DisconnectOption
-		wantCode   websocket.StatusCode
-		wantReason string
+		name   string
+		code   websocket.StatusCode
+		reason string
 	}{
-		{"default", nil, websocket.StatusNormalClosure, ""},
-		{"custom", []DisconnectOption{Status(4001, "kicked")}, 4001, "kicked"},
-		{"long reason is cut", []DisconnectOption{Status(4002, strings.Repeat("r", 200))}, 4002, strings.Repeat("r", 123)},
-		// 40 three-byte characters: 123 bytes would end inside the 42nd.
-		{"long reason is cut between characters", []DisconnectOption{Status(4003, "x"+strings.Repeat("界", 60))}, 4003, "x" + strings.Repeat("界", 40)},
+		{"normal", websocket.StatusNormalClosure, ""},
+		{"custom", 4001, "kicked"},
+		{"reason of 123 bytes", 4002, strings.Repeat("r", 123)},
+		{"reason in UTF-8", 4003, "x" + strings.Repeat("界", 40)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -147,9 +145,11 @@ func TestDisconnectSendsStatusAfterQueuedMessages(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			h.m.Disconnect(c, tt.opts...)
+			if err := h.m.Disconnect(c, tt.code, tt.reason); err != nil {
+				t.Fatal(err)
+			}
 			cl.start()
-			wantClose(t, cl.waitEnd(), tt.wantCode, tt.wantReason)
+			wantClose(t, cl.waitEnd(), tt.code, tt.reason)
 			if got := cl.texts(); len(got) != 2 || got[0] != "one" || got[1] != "two" {
 				t.Fatalf("client got %q before the close, want one, two", got)
 			}
@@ -206,20 +206,20 @@ func TestMessageConstructors(t *testing.T) {
 	src := []byte("abc")
 	bin := Binary(src)
 	src[0] = 'X'
-	if bin.Text() != "abc" || bin.IsText() || bin.Type() != websocket.MessageBinary {
+	if bin.Text() != "abc" || bin.Type() != MessageBinary {
 		t.Fatalf("Binary kept a reference to its input or lost its type: %q %v", bin.Text(), bin.Type())
 	}
 	txt := Text("héllo")
-	if !txt.IsText() || txt.Type() != websocket.MessageText || txt.Len() != len("héllo") || !bytes.Equal(txt.Bytes(), []byte("héllo")) {
+	if txt.Type() != MessageText || txt.Len() != len("héllo") || !bytes.Equal(txt.Bytes(), []byte("héllo")) {
 		t.Fatalf("Text: %v %q", txt.Type(), txt.Bytes())
 	}
 	var zero Message
-	if !zero.IsText() || zero.Len() != 0 {
+	if zero.Type() != MessageText || zero.Len() != 0 {
 		t.Fatal("the zero Message is not an empty text message")
 	}
 
 	js, err := JSON(map[string]int{"n": 1})
-	if err != nil || js.Text() != `{"n":1}` || !js.IsText() {
+	if err != nil || js.Text() != `{"n":1}` || js.Type() != MessageText {
 		t.Fatalf("JSON = %q, %v", js.Text(), err)
 	}
 	var back struct{ N int }
@@ -255,7 +255,7 @@ func TestJSONIsMarshalledOncePerBroadcast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.m.Room("r").Broadcast(context.Background(), msg); err != nil {
+	if err := h.m.Broadcast(context.Background(), "r", msg); err != nil {
 		t.Fatal(err)
 	}
 	for _, cl := range cls {

@@ -38,12 +38,15 @@ func ExampleConnectionManager_Broadcast() {
 	joined := make(chan struct{}, 2)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ws/{id}", func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r, wsroom.ConnID(r.PathValue("id")), wsroom.JoinRooms("chat"))
+		c, err := m.Connect(w, r, &wsroom.ConnectOptions{ID: r.PathValue("id")})
 		if err != nil {
 			return
 		}
-		joined <- struct{}{}
 		ctx := context.Background()
+		if err := m.Join(ctx, c, "chat"); err != nil {
+			return
+		}
+		joined <- struct{}{}
 		for {
 			msg, err := c.Read(ctx)
 			if err != nil {
@@ -76,13 +79,17 @@ func ExampleConnectionManager_Broadcast() {
 	// bob: ann says hi
 }
 
-// Broadcast with Except leaves the sender out.
-func ExampleExcept() {
+// Broadcast leaves out the connections it is given after the message:
+// here the sender.
+func ExampleConnectionManager_Broadcast_except() {
 	m, _ := wsroom.New()
 	joined := make(chan struct{}, 2)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r, wsroom.ConnID(r.URL.Query().Get("id")), wsroom.JoinRooms("chat"))
+		c, err := m.Connect(w, r, &wsroom.ConnectOptions{ID: r.URL.Query().Get("id")})
 		if err != nil {
+			return
+		}
+		if err := m.Join(context.Background(), c, "chat"); err != nil {
 			return
 		}
 		joined <- struct{}{}
@@ -91,7 +98,7 @@ func ExampleExcept() {
 			if err != nil {
 				return
 			}
-			_ = m.Broadcast(context.Background(), "chat", wsroom.Text(c.ID()+": "+msg.Text()), wsroom.Except(c))
+			_ = m.Broadcast(context.Background(), "chat", wsroom.Text(c.ID()+": "+msg.Text()), c)
 		}
 	}))
 	defer srv.Close()
@@ -114,11 +121,53 @@ func ExampleExcept() {
 	// ann got: bob: hi ann
 }
 
+// Start runs the read loop for the handler: the hooks get the connection
+// once it is open, each message, and its end. Here the tutorial's chat,
+// with its join and leave lines.
+func ExampleConnectionManager_Start() {
+	m, _ := wsroom.New()
+	ctx := context.Background()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("id")
+		_, _ = m.Start(w, r, &wsroom.ConnectOptions{ID: id}, wsroom.Hooks{
+			OnOpen: func(c *wsroom.Conn) {
+				_ = m.Join(ctx, c, "chat")
+				_ = m.Broadcast(ctx, "chat", wsroom.Text(id+" joined"))
+			},
+			OnMessage: func(c *wsroom.Conn, msg wsroom.Message) {
+				_ = m.Broadcast(ctx, "chat", wsroom.Text(id+" says "+msg.Text()))
+			},
+			OnClose: func(c *wsroom.Conn, err error) {
+				_ = m.Broadcast(ctx, "chat", wsroom.Text(id+" left"))
+			},
+		})
+	}))
+	defer srv.Close()
+
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ann := dial(ctx, srv.URL, "/?id=ann", nil)
+	fmt.Println("ann:", read(ctx, ann))
+	bob := dial(ctx, srv.URL, "/?id=bob", nil)
+	fmt.Println("ann:", read(ctx, ann))
+	_ = bob.Write(ctx, websocket.MessageText, []byte("hi"))
+	fmt.Println("ann:", read(ctx, ann))
+	_ = bob.Close(websocket.StatusNormalClosure, "")
+	fmt.Println("ann:", read(ctx, ann))
+	ann.CloseNow()
+	_ = m.Shutdown(ctx)
+	// Output:
+	// ann: ann joined
+	// ann: bob joined
+	// ann: bob says hi
+	// ann: bob left
+}
+
 // SendPersonal answers one connection: here an echo server.
 func ExampleConnectionManager_SendPersonal() {
 	m, _ := wsroom.New()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r)
+		c, err := m.Connect(w, r, nil)
 		if err != nil {
 			return
 		}
@@ -154,7 +203,7 @@ func ExampleCookieOrToken() {
 	})
 	m, _ := wsroom.New(wsroom.WithAuthenticator(auth))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r)
+		c, err := m.Connect(w, r, nil)
 		if err != nil {
 			return // already answered with 403
 		}
@@ -184,7 +233,7 @@ func ExampleConnectionManager_Shutdown() {
 	m, _ := wsroom.New()
 	connected := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r)
+		c, err := m.Connect(w, r, nil)
 		if err != nil {
 			return
 		}

@@ -62,6 +62,8 @@ type harnessConfig struct {
 	// peer that stops reading stalls the writer after a few hundred
 	// kilobytes.
 	smallSendBuffers bool
+	// tls serves over TLS (httptest's certificate).
+	tls bool
 }
 
 func newHarness(t *testing.T, opts ...Option) *harness {
@@ -100,7 +102,11 @@ func startHarness(t *testing.T, cfg harnessConfig) *harness {
 	if cfg.smallSendBuffers {
 		h.srv.Listener = smallBufferListener{h.srv.Listener}
 	}
-	h.srv.Start()
+	if cfg.tls {
+		h.srv.StartTLS()
+	} else {
+		h.srv.Start()
+	}
 	t.Cleanup(h.close)
 	return h
 }
@@ -129,18 +135,17 @@ func (h *harness) close() {
 // connection ends. The query may name rooms to join (room=a&room=b) and the
 // connection's ID (id=x).
 func (h *harness) connectAndRead(w http.ResponseWriter, r *http.Request) {
-	var opts []ConnectOption
 	q := r.URL.Query()
-	if rooms := q["room"]; len(rooms) > 0 {
-		opts = append(opts, JoinRooms(rooms...))
-	}
-	if id := q.Get("id"); id != "" {
-		opts = append(opts, ConnID(id))
-	}
-	c, err := h.m.Connect(w, r, opts...)
+	c, err := h.m.Connect(w, r, &ConnectOptions{ID: q.Get("id")})
 	if err != nil {
 		h.connectErrs <- err
 		return
+	}
+	for _, room := range q["room"] {
+		if err := h.m.Join(context.Background(), c, room); err != nil {
+			h.connectErrs <- err
+			return
+		}
 	}
 	h.conns <- c
 	for {
@@ -272,13 +277,13 @@ type client struct {
 	startOnce sync.Once
 
 	mu      sync.Mutex
-	msgs    []received
+	msgs    []clientMsg
 	err     error // why reading ended
 	ended   bool
 	changed chan struct{} // closed and replaced whenever msgs or ended change
 }
 
-type received struct {
+type clientMsg struct {
 	typ  websocket.MessageType
 	data string
 }
@@ -318,7 +323,7 @@ func (cl *client) readLoop() {
 		if err != nil {
 			cl.err, cl.ended = err, true
 		} else {
-			cl.msgs = append(cl.msgs, received{typ, string(data)})
+			cl.msgs = append(cl.msgs, clientMsg{typ, string(data)})
 		}
 		close(cl.changed)
 		cl.changed = make(chan struct{})
@@ -329,36 +334,58 @@ func (cl *client) readLoop() {
 	}
 }
 
-// wait blocks until cond, called under cl.mu, holds.
-func (cl *client) wait(what string, cond func() bool) {
+// wait blocks until cond, called under cl.mu, holds. cond returns a
+// non-empty failure to end the wait at once. A wait that fails reports,
+// outside the mutex, what the client had received.
+func (cl *client) wait(what string, cond func() (ok bool, failure string)) {
 	cl.t.Helper()
 	deadline := time.NewTimer(waitTimeout)
 	defer deadline.Stop()
 	for {
 		cl.mu.Lock()
-		ok, changed := cond(), cl.changed
+		ok, failure := cond()
+		changed := cl.changed
+		state := fmt.Sprintf("have %d messages%s, ended=%v, err=%v", len(cl.msgs), lastMessages(cl.msgs), cl.ended, cl.err)
 		cl.mu.Unlock()
-		if ok {
+		switch {
+		case ok:
 			return
+		case failure != "":
+			cl.t.Fatalf("client: %s: %s (%s)", what, failure, state)
 		}
 		select {
 		case <-changed:
 		case <-deadline.C:
-			cl.mu.Lock()
-			defer cl.mu.Unlock()
-			cl.t.Fatalf("client: %s: not within %v (have %d messages, ended=%v, err=%v)", what, waitTimeout, len(cl.msgs), cl.ended, cl.err)
+			cl.t.Fatalf("client: %s: not within %v (%s)", what, waitTimeout, state)
 		}
 	}
 }
 
-// waitMessages waits for n messages and returns them.
-func (cl *client) waitMessages(n int) []received {
-	cl.t.Helper()
-	cl.wait(fmt.Sprintf("receive %d messages", n), func() bool {
-		if len(cl.msgs) < n && cl.ended {
-			cl.t.Fatalf("client: reading ended after %d of %d messages: %v", len(cl.msgs), n, cl.err)
+// lastMessages describes the last few messages, for failures.
+func lastMessages(msgs []clientMsg) string {
+	if len(msgs) == 0 {
+		return ""
+	}
+	from := max(0, len(msgs)-3)
+	var b strings.Builder
+	b.WriteString(", the last ")
+	for i, m := range msgs[from:] {
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		return len(cl.msgs) >= n
+		fmt.Fprintf(&b, "%.40q", m.data)
+	}
+	return b.String()
+}
+
+// waitMessages waits for n messages and returns them.
+func (cl *client) waitMessages(n int) []clientMsg {
+	cl.t.Helper()
+	cl.wait(fmt.Sprintf("receive %d messages", n), func() (bool, string) {
+		if len(cl.msgs) < n && cl.ended {
+			return false, "reading ended early"
+		}
+		return len(cl.msgs) >= n, ""
 	})
 	return cl.messages()
 }
@@ -377,16 +404,16 @@ func (cl *client) waitTexts(n int) []string {
 // waitEnd waits until reading has ended and returns why.
 func (cl *client) waitEnd() error {
 	cl.t.Helper()
-	cl.wait("connection ends", func() bool { return cl.ended })
+	cl.wait("connection ends", func() (bool, string) { return cl.ended, "" })
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
 	return cl.err
 }
 
-func (cl *client) messages() []received {
+func (cl *client) messages() []clientMsg {
 	cl.mu.Lock()
 	defer cl.mu.Unlock()
-	return append([]received(nil), cl.msgs...)
+	return append([]clientMsg(nil), cl.msgs...)
 }
 
 func (cl *client) texts() []string {

@@ -1,9 +1,9 @@
 package wsroom
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
+	"path"
 	"time"
 )
 
@@ -11,10 +11,12 @@ import (
 const (
 	DefaultQueueMessages = 16384
 	DefaultQueueBytes    = 32 << 20
+	DefaultQueueBudget   = 256 << 20
 	DefaultReadLimit     = 32 << 10
 	DefaultWriteTimeout  = 5 * time.Second
 	DefaultPingInterval  = 20 * time.Second
 	DefaultPingTimeout   = 20 * time.Second
+	DefaultCloseTimeout  = 5 * time.Second
 )
 
 // SlowConsumerPolicy says what happens when a message is sent to a connection
@@ -32,6 +34,8 @@ const (
 	DropOldest
 )
 
+// String returns the policy's name: "evict", "drop-newest" or
+// "drop-oldest".
 func (p SlowConsumerPolicy) String() string {
 	switch p {
 	case Evict:
@@ -44,20 +48,6 @@ func (p SlowConsumerPolicy) String() string {
 	return fmt.Sprintf("SlowConsumerPolicy(%d)", int(p))
 }
 
-// AuthFailureMode says how [ConnectionManager.Connect] answers a request its
-// [Authenticator] refuses.
-type AuthFailureMode int
-
-const (
-	// RejectHandshake answers HTTP 403 before the upgrade; no WebSocket is
-	// accepted. It is the default, and what the tutorial's app does.
-	RejectHandshake AuthFailureMode = iota
-	// CloseAfterAccept accepts the upgrade and closes at once with 1008
-	// (Policy Violation) and the reason "unauthorized", which a browser's
-	// CloseEvent shows, while an HTTP 403 is invisible to page scripts.
-	CloseAfterAccept
-)
-
 // An Option configures a [ConnectionManager]. Options are applied by [New],
 // which validates them and reports the first invalid one.
 type Option func(*config) error
@@ -65,11 +55,15 @@ type Option func(*config) error
 type config struct {
 	queueMessages  int
 	queueBytes     int
+	queueBudget    int64
 	policy         SlowConsumerPolicy
 	readLimit      int64
 	writeTimeout   time.Duration
 	pingInterval   time.Duration
 	pingTimeout    time.Duration
+	closeTimeout   time.Duration
+	maxConnections int
+	allowedHosts   []string // nil: any Host
 	authenticator  Authenticator
 	authFailure    AuthFailureMode
 	originPatterns []string
@@ -77,29 +71,27 @@ type config struct {
 	logger         *slog.Logger
 	broker         Broker
 	nodeID         string
-	readBufferSize int
 	coalesce       []byte // nil: every message is its own WebSocket message
 }
 
 // defaults returns the configuration every option starts from.
 func defaults() config {
 	return config{
-		queueMessages:  DefaultQueueMessages,
-		queueBytes:     DefaultQueueBytes,
-		policy:         Evict,
-		readLimit:      DefaultReadLimit,
-		writeTimeout:   DefaultWriteTimeout,
-		pingInterval:   DefaultPingInterval,
-		pingTimeout:    DefaultPingTimeout,
-		logger:         slog.New(slog.DiscardHandler),
-		readBufferSize: 256,
+		queueMessages: DefaultQueueMessages,
+		queueBytes:    DefaultQueueBytes,
+		queueBudget:   DefaultQueueBudget,
+		policy:        Evict,
+		readLimit:     DefaultReadLimit,
+		writeTimeout:  DefaultWriteTimeout,
+		pingInterval:  DefaultPingInterval,
+		pingTimeout:   DefaultPingTimeout,
+		closeTimeout:  DefaultCloseTimeout,
+		logger:        slog.New(slog.DiscardHandler),
 	}
 }
 
-var errInvalidOption = errors.New("wsroom: invalid option")
-
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errInvalidOption}, args...)...)
+	return fmt.Errorf("%w: "+format, append([]any{ErrInvalidOption}, args...)...)
 }
 
 // WithQueueLimit bounds each connection's outbound queue to messages
@@ -119,6 +111,28 @@ func WithQueueLimit(messages, bytes int) Option {
 			return invalid("queue limit %d messages, %d bytes: both must be positive", messages, bytes)
 		}
 		c.queueMessages, c.queueBytes = messages, bytes
+		return nil
+	}
+}
+
+// WithQueueBudget bounds the payload bytes queued to all of the manager's
+// connections together. A payload counts once while any queue holds it,
+// however many share it, so a broadcast counts its bytes once. When a new
+// payload takes the total over the budget, the send that did it applies the
+// [SlowConsumerPolicy] to the connections holding the most bytes, biggest
+// first, before it returns: [Evict] evicts them and [DropOldest] drops
+// their oldest messages until the total is under seven eighths of the
+// budget; [DropNewest] drops their new messages until their queue has
+// drained, until the connections still taking messages hold at most an
+// eighth of the budget (the total may then exceed the budget by that
+// much while the capped queues drain). Counted in [Stats].OverBudget.
+// Default: 256 MiB.
+func WithQueueBudget(bytes int64) Option {
+	return func(c *config) error {
+		if bytes < 1 {
+			return invalid("queue budget %d bytes: must be positive", bytes)
+		}
+		c.queueBudget = bytes
 		return nil
 	}
 }
@@ -148,10 +162,22 @@ func WithReadLimit(bytes int64) Option {
 	}
 }
 
-// WithWriteTimeout sets how long a connection may accept no bytes at all
+// WithWriteTimeout sets how long a peer may acknowledge no byte at all
 // while data waits for it. A peer that makes no progress for this long is
-// disconnected; its socket is closed without a handshake, since nothing more
-// can be written to it. Default: 5s.
+// dead: its socket is closed without a close frame, since nothing more can
+// reach it, and it leaves its rooms. A peer that keeps acknowledging bytes,
+// however slowly, is never cut by this timeout. Progress is what the peer
+// acknowledged, as the kernel reports it on Linux (TCP_INFO, SIOCOUTQ),
+// over TLS too; elsewhere it is the local socket taking bytes. The peer is
+// checked every eighth of the timeout, at most every half second.
+//
+// A peer's kernel acknowledges nothing while its receive buffer is full,
+// and Linux advertises room again only once a good part of it has been
+// read (at least a segment: 64 KiB on loopback, about 1.5 KiB on a
+// network). A client that reads a backlog slower than that per write
+// timeout looks stalled: on loopback, one with a 128 KiB receive buffer
+// reading 32 KiB/s was seen to go 6 s without acknowledging. Give such
+// clients a longer timeout. Default: 5s.
 func WithWriteTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -163,19 +189,73 @@ func WithWriteTimeout(d time.Duration) Option {
 }
 
 // WithPing sets how often the server pings each connection and how long it
-// waits for the pong. A peer that does not answer in time is disconnected and
-// leaves its rooms. Browsers answer pings but never send them, so the server
-// drives them. The pong is read by the connection's reader, so a
-// connection must be read ([Conn.Read] in a loop, or
-// [ConnectionManager.Serve]); one that nobody reads is disconnected at its
-// first ping. An interval of 0 turns pings off. Default: every 20s, timeout
+// waits for the pong. Browsers answer pings but never send them, so the
+// server drives them. A peer that sends no pong within timeout and made no
+// progress meanwhile (no byte arrived from it, and it acknowledged none of
+// the data waiting for it) is dead: its socket is closed and it leaves its
+// rooms. A peer still reading through a backlog reads the ping late but is
+// not cut. The pong is read by the connection's reader, so a connection
+// must be read ([Conn.Read] in a loop, or [ConnectionManager.Start]); one
+// that nobody reads is disconnected at its first ping. An interval of 0
+// turns pings off (timeout is then ignored). Default: every 20s, timeout
 // 20s.
 func WithPing(interval, timeout time.Duration) Option {
 	return func(c *config) error {
-		if interval < 0 || timeout <= 0 {
-			return invalid("ping interval %v, timeout %v: interval must be >= 0 and timeout positive", interval, timeout)
+		if interval < 0 || interval > 0 && timeout <= 0 {
+			return invalid("ping interval %v, timeout %v: interval must be >= 0, and timeout positive unless pings are off", interval, timeout)
 		}
 		c.pingInterval, c.pingTimeout = interval, timeout
+		return nil
+	}
+}
+
+// WithCloseTimeout bounds every close, from its start to the socket's
+// close: writing what was queued (for [ConnectionManager.Disconnect] and
+// [ConnectionManager.Shutdown]), the close frame, and waiting for the
+// peer's. Whatever is left then, the socket is closed. Default: 5s.
+func WithCloseTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("close timeout %v: must be positive", d)
+		}
+		c.closeTimeout = d
+		return nil
+	}
+}
+
+// WithMaxConnections caps the connections of the manager: past n, Connect
+// and Start answer HTTP 503 before the upgrade, counted in
+// [Stats].RefusedFull. A connection counts from that check until it is
+// fully closed. Default: 0, no cap (each idle connection costs about
+// 10 KiB).
+func WithMaxConnections(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return invalid("max connections %d: must not be negative", n)
+		}
+		c.maxConnections = n
+		return nil
+	}
+}
+
+// WithAllowedHosts makes Connect and Start refuse, with HTTP 403, a request
+// whose Host header, without its port, matches none of the patterns
+// (path.Match syntax, matched case-insensitively: "localhost",
+// "127.0.0.1", "::1", "*.example.com"). It defends against DNS rebinding:
+// a page on a name the attacker controls that resolves to this server
+// passes the Origin check, since its Origin and Host agree, but not this
+// one. Counted in [Stats].RefusedHost. Default: any Host.
+func WithAllowedHosts(patterns ...string) Option {
+	return func(c *config) error {
+		if len(patterns) == 0 {
+			return invalid("no allowed hosts")
+		}
+		for _, p := range patterns {
+			if _, err := path.Match(p, ""); p == "" || err != nil {
+				return invalid("host pattern %q", p)
+			}
+		}
+		c.allowedHosts = append([]string(nil), patterns...)
 		return nil
 	}
 }
@@ -212,8 +292,8 @@ func WithAuthFailure(mode AuthFailureMode) Option {
 func WithOriginPatterns(patterns ...string) Option {
 	return func(c *config) error {
 		for _, p := range patterns {
-			if p == "" {
-				return invalid("empty origin pattern")
+			if _, err := path.Match(p, ""); p == "" || err != nil {
+				return invalid("origin pattern %q", p)
 			}
 		}
 		c.originPatterns = append([]string(nil), patterns...)

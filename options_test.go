@@ -3,6 +3,7 @@ package wsroom
 import (
 	"context"
 	"errors"
+	"github.com/coder/websocket"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ func TestNoGoroutineLeaksAfterManyConnectDisconnectCycles(t *testing.T) {
 			cl.start()
 			_ = cl.ws.Close(StatusShutdown, "")
 		case 1: // the server disconnects
-			h.m.Disconnect(c)
+			h.m.Disconnect(c, websocket.StatusNormalClosure, "")
 			cl.start()
 		default: // the client vanishes
 			_ = cl.ws.CloseNow()

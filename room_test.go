@@ -3,6 +3,7 @@ package wsroom
 import (
 	"errors"
 	"fmt"
+	"github.com/coder/websocket"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +19,7 @@ func TestConnInManyRoomsAndEmptyRoomsAreFreed(t *testing.T) {
 	for i := range rooms {
 		name := fmt.Sprintf("room-%02d", i)
 		names = append(names, name)
-		if err := h.m.Room(name).Join(ctx, c); err != nil {
+		if err := h.m.Join(ctx, c, name); err != nil {
 			t.Fatalf("Join %s: %v", name, err)
 		}
 	}
@@ -29,7 +30,7 @@ func TestConnInManyRoomsAndEmptyRoomsAreFreed(t *testing.T) {
 		t.Fatalf("Stats().Rooms = %d, want %d", n, rooms)
 	}
 	for _, name := range names {
-		if err := h.m.Room(name).Broadcast(ctx, Text(name)); err != nil {
+		if err := h.m.Broadcast(ctx, name, Text(name)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -37,7 +38,7 @@ func TestConnInManyRoomsAndEmptyRoomsAreFreed(t *testing.T) {
 		t.Fatalf("got %v, want one message per room", got)
 	}
 	for _, name := range names {
-		h.m.Room(name).Leave(c)
+		h.m.Leave(c, name)
 	}
 	if s := h.m.Stats(); s.Rooms != 0 || s.Connections != 1 {
 		t.Fatalf("stats after leaving every room %+v, want no room, 1 connection", s)
@@ -49,36 +50,32 @@ func TestConnInManyRoomsAndEmptyRoomsAreFreed(t *testing.T) {
 	if err := h.m.Broadcast(ctx, names[0], Text("nobody")); err != nil {
 		t.Fatal(err)
 	}
-	h.m.Room("never-joined").Leave(c)
+	h.m.Leave(c, "never-joined")
 }
 
-func TestRoomMembersLenAndJoinTwice(t *testing.T) {
+func TestRoomMembersAndJoinTwice(t *testing.T) {
 	h := newHarness(t)
 	ctx := ctxTimeout(t)
 	cl1, c1 := h.dial("")
 	_, c2 := h.dial("")
 	cl1.start()
-	r := h.m.Room("lobby")
-	if r.Name() != "lobby" || r.Len() != 0 || r.Members() != nil {
-		t.Fatalf("fresh room: name %q, len %d, members %v", r.Name(), r.Len(), r.Members())
+	if members := h.m.Members("lobby"); members != nil {
+		t.Fatalf("a room nobody joined has members %v", members)
 	}
 	for _, c := range []*Conn{c1, c1, c2} {
-		if err := r.Join(ctx, c); err != nil {
+		if err := h.m.Join(ctx, c, "lobby"); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if r.Len() != 2 {
-		t.Fatalf("Len() = %d after joining c1 twice and c2, want 2", r.Len())
-	}
-	members := r.Members()
+	members := h.m.Members("lobby")
 	if len(members) != 2 || !slices.Contains(members, c1) || !slices.Contains(members, c2) {
-		t.Fatalf("Members() = %v", members)
+		t.Fatalf("Members() = %v after joining c1 twice and c2", members)
 	}
 	if got := c1.Rooms(); !slices.Equal(got, []string{"lobby"}) {
 		t.Fatalf("Rooms() = %v after joining twice", got)
 	}
 	// Joined twice, but a member once: one copy of each broadcast.
-	if err := r.Broadcast(ctx, Text("once")); err != nil {
+	if err := h.m.Broadcast(ctx, "lobby", Text("once")); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.m.SendPersonal(ctx, c1, Text("marker")); err != nil {
@@ -87,17 +84,17 @@ func TestRoomMembersLenAndJoinTwice(t *testing.T) {
 	if got := cl1.waitTexts(2); !slices.Equal(got, []string{"once", "marker"}) {
 		t.Fatalf("got %v, want one copy of the broadcast", got)
 	}
-	r.Leave(c1)
-	if r.Len() != 1 || r.Members()[0] != c2 {
-		t.Fatalf("after Leave: %v", r.Members())
+	h.m.Leave(c1, "lobby")
+	if members := h.m.Members("lobby"); len(members) != 1 || members[0] != c2 {
+		t.Fatalf("after Leave: %v", members)
 	}
 }
 
 func TestJoinAfterDisconnectFails(t *testing.T) {
 	h := newHarness(t)
 	_, c := h.dial("")
-	h.m.Disconnect(c)
-	if err := h.m.Room("r").Join(ctxTimeout(t), c); !errors.Is(err, ErrClosed) {
+	h.m.Disconnect(c, websocket.StatusNormalClosure, "")
+	if err := h.m.Join(ctxTimeout(t), c, "r"); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Join after Disconnect: %v, want ErrClosed", err)
 	}
 	if s := h.m.Stats(); s.Rooms != 0 {
@@ -116,7 +113,7 @@ func TestInvalidRoomNames(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if err := h.m.Room(tt.room).Join(ctx, c); !errors.Is(err, ErrInvalidRoom) {
+			if err := h.m.Join(ctx, c, tt.room); !errors.Is(err, ErrInvalidRoom) {
 				t.Errorf("Join: %v, want ErrInvalidRoom", err)
 			}
 			if err := h.m.Broadcast(ctx, tt.room, Text("x")); !errors.Is(err, ErrInvalidRoom) {
@@ -124,7 +121,7 @@ func TestInvalidRoomNames(t *testing.T) {
 			}
 		})
 	}
-	if err := h.m.Room(strings.Repeat("r", 255)).Join(ctx, c); err != nil {
+	if err := h.m.Join(ctx, c, strings.Repeat("r", 255)); err != nil {
 		t.Fatalf("Join of a 255-byte name: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package wsroom
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -11,7 +12,7 @@ import (
 	"github.com/coder/websocket"
 )
 
-// hookLog records the calls of a Handler, in order.
+// hookLog records the calls of Hooks, in order.
 type hookLog struct {
 	mu     sync.Mutex
 	events []string
@@ -24,9 +25,16 @@ func (l *hookLog) add(e string) {
 	l.mu.Unlock()
 }
 
-func (l *hookLog) handler(h *harness) Handler {
-	return Handler{
-		OnOpen: func(c *Conn) { l.add("open") },
+func (l *hookLog) hooks(h *harness, rooms ...string) Hooks {
+	return Hooks{
+		OnOpen: func(c *Conn) {
+			l.add("open")
+			for _, r := range rooms {
+				if err := h.m.Join(context.Background(), c, r); err != nil {
+					h.t.Errorf("Join: %v", err)
+				}
+			}
+		},
 		OnMessage: func(c *Conn, msg Message) {
 			l.add("msg:" + msg.Text())
 			// Hooks may call back into the manager.
@@ -41,11 +49,11 @@ func (l *hookLog) handler(h *harness) Handler {
 	}
 }
 
-func TestServeRunsHooksInOrder(t *testing.T) {
+func TestStartRunsHooksInOrder(t *testing.T) {
 	const n = 20
 	log := &hookLog{closed: make(chan error, 2)}
 	h := startHarness(t, harnessConfig{handler: func(h *harness, w http.ResponseWriter, r *http.Request) {
-		c, err := h.m.Serve(w, r, log.handler(h), JoinRooms("r"))
+		c, err := h.m.Start(w, r, nil, log.hooks(h, "r"))
 		if err != nil {
 			h.connectErrs <- err
 			return
@@ -68,7 +76,7 @@ func TestServeRunsHooksInOrder(t *testing.T) {
 	if err := <-log.closed; err != nil {
 		t.Fatalf("OnClose got %v for a normal close, want nil", err)
 	}
-	// Shutdown waits for the Serve loops, so every hook has run by now.
+	// Shutdown waits for the Start loops, so every hook has run by now.
 	if err := h.m.Shutdown(ctxTimeout(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -82,17 +90,17 @@ func TestServeRunsHooksInOrder(t *testing.T) {
 	if !slices.Equal(log.events, wantEvents) {
 		t.Fatalf("hooks ran as %v, want %v", log.events, wantEvents)
 	}
-	if h.m.Room("r").Len() != 0 {
+	if len(h.m.Members("r")) != 0 {
 		t.Fatal("closed connection still in its room")
 	}
 }
 
-func TestServeReportsAbnormalCloseToOnClose(t *testing.T) {
+func TestStartReportsAFailedConnectionToOnClose(t *testing.T) {
 	log := &hookLog{closed: make(chan error, 2)}
 	h := startHarness(t, harnessConfig{
 		opts: []Option{WithReadLimit(16)},
 		handler: func(h *harness, w http.ResponseWriter, r *http.Request) {
-			if _, err := h.m.Serve(w, r, log.handler(h)); err != nil {
+			if _, err := h.m.Start(w, r, nil, log.hooks(h)); err != nil {
 				h.connectErrs <- err
 			}
 		},
@@ -100,7 +108,9 @@ func TestServeReportsAbnormalCloseToOnClose(t *testing.T) {
 	cl := dialClient(t, h.wsURL(""), nil)
 	cl.start()
 	cl.send("this message is over the limit")
-	if err := <-log.closed; err == nil {
-		t.Fatalf("OnClose got %v for a 1009 close, want the read error", err)
+	err := <-log.closed
+	if !errors.Is(err, ErrProtocol) || !errors.Is(err, ErrClosed) || websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+		t.Fatalf("OnClose got %v for a message over the read limit, want ErrProtocol, ErrClosed and status 1009", err)
 	}
+	wantClose(t, cl.waitEnd(), websocket.StatusMessageTooBig, "")
 }

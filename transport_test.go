@@ -3,6 +3,7 @@ package wsroom
 import (
 	"bufio"
 	"context"
+	"github.com/coder/websocket"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +22,7 @@ func TestFrameSentWithHandshakeIsRead(t *testing.T) {
 	}
 	got := make(chan string, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := m.Connect(w, r)
+		c, err := m.Connect(w, r, nil)
 		if err != nil {
 			got <- "connect: " + err.Error()
 			return
@@ -32,7 +33,7 @@ func TestFrameSentWithHandshakeIsRead(t *testing.T) {
 			return
 		}
 		got <- msg.Text()
-		m.Disconnect(c)
+		m.Disconnect(c, websocket.StatusNormalClosure, "")
 	}))
 	defer srv.Close()
 	defer func() {

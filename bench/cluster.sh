@@ -2,13 +2,15 @@
 # cluster.sh measures a room that spans two chatroom processes through
 # Redis and through NATS, against the same load on one process.
 #
-#   ./cluster.sh [-runs 3] [-clients 1000] [-messages 2000] [-quick] [-out DIR]
+#   ./cluster.sh [-runs 3] [-clients 1000] [-messages 2000] [-quick]
+#                [-client wsroom|gorilla] [-out DIR]
 #
 # Modes: "in-process" (one chatroom, every client on it), "redis" and "nats"
 # (two chatrooms sharing the room through the broker, clients alternating
 # between them). Servers are pinned to CPU 0 and the load tool to CPU 1;
 # the broker (Redis on 127.0.0.1:6379, NATS on 127.0.0.1:4222) runs where
-# the OS puts it. The markdown table compares each mode with in-process.
+# the OS puts it. -client picks the load tool's WebSocket client. The
+# markdown table compares each mode with in-process.
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,6 +19,7 @@ repo_dir=$(cd "$bench_dir/.." && pwd)
 runs=3
 clients=1000
 messages=2000
+client=wsroom
 out_dir=""
 port=18600
 
@@ -26,8 +29,9 @@ while (($#)); do
 	-clients) clients=$2; shift ;;
 	-messages) messages=$2; shift ;;
 	-quick) runs=1 clients=20 messages=50 ;;
+	-client) client=$2; shift ;;
 	-out) out_dir=$2; shift ;;
-	*) echo "cluster.sh: unknown flag $1" >&2; sed -n '2,12p' "$0" >&2; exit 2 ;;
+	*) echo "cluster.sh: unknown flag $1" >&2; sed -n '2,13p' "$0" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -85,7 +89,7 @@ for mode in in-process redis nats; do
 		nats) start -broker nats://127.0.0.1:4222 -node-id a && start -broker nats://127.0.0.1:4222 -node-id b ;;
 		esac
 		log "$mode run $run: $urls"
-		if line=$("${pin_load[@]}" "$work/wsroom-load" -url "$urls" -clients "$clients" -senders 1 \
+		if line=$("${pin_load[@]}" "$work/wsroom-load" -client "$client" -url "$urls" -clients "$clients" -senders 1 \
 			-messages "$messages" -timeout 120s); then
 			printf 'X1\t%s\t%s\n' "$mode" "$line" >>"$results"
 		else

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,7 +14,8 @@ import (
 )
 
 // ErrNotConnected reports a publish refused because the NATS connection is
-// down (reconnecting, or closed by its owner).
+// down (reconnecting, or closed by its owner). [Broker.Publish] wraps it:
+// match it with errors.Is.
 var ErrNotConnected = errors.New("natsbroker: not connected to NATS")
 
 // subscribeTimeout bounds the round trip of [Broker.Subscribe] when its
@@ -23,15 +25,23 @@ const subscribeTimeout = 10 * time.Second
 // Broker is a [wsroom.Broker] over a NATS connection. It holds one NATS
 // subscription per room, shared by every [Broker.Subscribe] to that room
 // still open, and publishes each room on its own subject (see the package
-// documentation). It starts no goroutine of its own: nats.go runs one per
-// room subscription, which delivers that room's messages in order.
+// documentation). nats.go runs one goroutine per room subscription, which
+// delivers that room's messages in order. The broker itself starts no
+// goroutine, except with [WithLogger]: then one, which logs the
+// connection's status changes until [Broker.Close].
 //
 // A Broker is safe for concurrent use. One Broker may serve several
 // managers of one process.
 type Broker struct {
 	nc             *nats.Conn
 	cfg            config
+	log            *slog.Logger
 	reconnectsBase uint64
+
+	// With a logger, status receives the connection's status changes and
+	// watched is closed when the goroutine that logs them has returned.
+	status  chan nats.Status
+	watched chan struct{}
 
 	mu     sync.Mutex // guards rooms and the NATS subscribe and unsubscribe calls
 	rooms  map[string]*roomSub
@@ -54,21 +64,23 @@ func New(nc *nats.Conn, opts ...Option) (*Broker, error) {
 	if nc.IsClosed() {
 		return nil, fmt.Errorf("natsbroker: new: %w", nats.ErrConnectionClosed)
 	}
-	cfg := defaults()
-	for _, opt := range opts {
-		if opt == nil {
-			return nil, invalid("nil option")
-		}
-		if err := opt(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
-	return &Broker{
+	b := &Broker{
 		nc:             nc,
 		cfg:            cfg,
+		log:            cfg.logger,
 		reconnectsBase: nc.Stats().Reconnects,
 		rooms:          make(map[string]*roomSub),
-	}, nil
+	}
+	if cfg.logger != silent {
+		b.status = nc.StatusChanged(nats.RECONNECTING, nats.DISCONNECTED, nats.CONNECTED, nats.CLOSED)
+		b.watched = make(chan struct{})
+		go b.watch(!nc.IsConnected())
+	}
+	return b, nil
 }
 
 // Subject returns the NATS subject the room is published on.
@@ -79,15 +91,14 @@ func (b *Broker) Subject(room string) string {
 // Publish sends payload to every node subscribed to room, this one
 // included. It returns once nats.go has buffered the payload, before it is
 // written to the socket; payloads published on this connection reach the
-// server in call order. Publish fails with [ErrNotConnected] while the
-// connection is down, with [wsroom.ErrClosed] after [Broker.Close], and with
+// server in call order. Its errors match [ErrNotConnected] while the
+// connection is down, [wsroom.ErrClosed] after [Broker.Close], and
 // nats.ErrMaxPayload when payload exceeds the server's limit (1 MiB by
 // default).
 func (b *Broker) Publish(ctx context.Context, room string, payload []byte) error {
-	err := b.publish(ctx, room, payload)
-	if err != nil {
+	if err := b.publish(ctx, room, payload); err != nil {
 		b.publishErrors.Add(1)
-		return err
+		return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
 	}
 	b.published.Add(1)
 	return nil
@@ -98,7 +109,7 @@ func (b *Broker) publish(ctx context.Context, room string, payload []byte) error
 		return err
 	}
 	if b.closed.Load() {
-		return fmt.Errorf("natsbroker: publish: %w", wsroom.ErrClosed)
+		return wsroom.ErrClosed
 	}
 	// Checked first so that an outage is reported, not buffered by nats.go
 	// for a reconnection that may never come. A disconnection that races
@@ -107,10 +118,7 @@ func (b *Broker) publish(ctx context.Context, room string, payload []byte) error
 	if !b.nc.IsConnected() {
 		return ErrNotConnected
 	}
-	if err := b.nc.Publish(b.Subject(room), payload); err != nil {
-		return fmt.Errorf("natsbroker: publish to room %q: %w", room, err)
-	}
-	return nil
+	return b.nc.Publish(b.Subject(room), payload)
 }
 
 // Subscribe delivers every payload published to room, by any node, to
@@ -123,16 +131,16 @@ func (b *Broker) publish(ctx context.Context, room string, payload []byte) error
 // which is shared by the room's subscriptions, and must not block for long.
 func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(payload []byte)) (wsroom.Subscription, error) {
 	if deliver == nil {
-		return nil, errors.New("natsbroker: subscribe: nil deliver func")
+		return nil, fmt.Errorf("natsbroker: subscribe to room %q: nil deliver func", room)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("natsbroker: subscribe to room %q: %w", room, err)
 	}
 	s, err := b.attach(room, deliver)
 	if err != nil {
 		return nil, fmt.Errorf("natsbroker: subscribe to room %q: %w", room, err)
 	}
-	if err := b.confirm(ctx); err != nil {
+	if err := b.confirm(ctx, room); err != nil {
 		if cerr := s.Close(); cerr != nil {
 			err = errors.Join(err, cerr)
 		}
@@ -143,9 +151,11 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(payloa
 
 // confirm waits for the server to answer a PING sent after every SUB this
 // connection has sent so far, the new one included.
-func (b *Broker) confirm(ctx context.Context) error {
+func (b *Broker) confirm(ctx context.Context, room string) error {
 	if !b.nc.IsConnected() {
-		return nil // nats.go sends every subscription when it reconnects
+		// nats.go sends every subscription when it reconnects.
+		b.log.Debug("natsbroker: not connected; subscription pending", "room", room)
+		return nil
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -156,6 +166,7 @@ func (b *Broker) confirm(ctx context.Context) error {
 	if err != nil && ctx.Err() == nil && !b.nc.IsClosed() {
 		// The connection dropped during the round trip: as above, the
 		// subscription is sent again on reconnection.
+		b.log.Debug("natsbroker: connection lost while subscribing; subscription pending", "room", room, "err", err)
 		return nil
 	}
 	return err
@@ -171,7 +182,7 @@ func (b *Broker) attach(room string, deliver func([]byte)) (*subscription, error
 	}
 	rs := b.rooms[room]
 	if rs == nil {
-		rs = &roomSub{b: b}
+		rs = &roomSub{b: b, room: room}
 		rs.handles.Store(&[]*subscription{})
 		sub, err := b.nc.Subscribe(b.Subject(room), rs.onMsg)
 		if err != nil {
@@ -225,19 +236,24 @@ func (b *Broker) unsubscribe(rs *roomSub) error {
 		return nil // the server drops the subscription with the connection
 	}
 	if err != nil {
-		return fmt.Errorf("natsbroker: unsubscribe %q: %w", rs.sub.Subject, err)
+		return fmt.Errorf("natsbroker: unsubscribe from room %q: %w", rs.room, err)
 	}
 	return nil
 }
 
-// Close unsubscribes every room; afterwards Publish and Subscribe fail
-// with [wsroom.ErrClosed], and closing a subscription is a no-op. Close
-// does not close the NATS connection. It is idempotent.
+// Close unsubscribes every room and stops the goroutine of [WithLogger];
+// afterwards Publish and Subscribe fail with an error matching
+// [wsroom.ErrClosed], and closing a subscription is a no-op. Close does not
+// close the NATS connection. It is idempotent.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed.Swap(true) {
 		return nil
+	}
+	if b.status != nil {
+		b.nc.RemoveStatusListener(b.status) // closes b.status
+		<-b.watched
 	}
 	rooms := b.rooms
 	b.rooms = make(map[string]*roomSub)
@@ -290,8 +306,9 @@ func (b *Broker) Stats() Stats {
 
 // roomSub is a room's NATS subscription and the subscriptions sharing it.
 type roomSub struct {
-	b   *Broker
-	sub *nats.Subscription
+	b    *Broker
+	room string
+	sub  *nats.Subscription
 	// handles is replaced, never modified, under b.mu, so that onMsg reads
 	// it without a lock.
 	handles atomic.Pointer[[]*subscription]
@@ -322,4 +339,30 @@ func (s *subscription) Close() error {
 		return nil
 	}
 	return s.b.detach(s)
+}
+
+// watch logs the status changes of the connection until Close closes
+// b.status. down says whether the connection was down when New was called.
+func (b *Broker) watch(down bool) {
+	defer close(b.watched)
+	if down {
+		b.log.Warn("natsbroker: not connected to NATS yet")
+	}
+	for s := range b.status {
+		switch s {
+		case nats.RECONNECTING, nats.DISCONNECTED:
+			if !down {
+				down = true
+				b.log.Warn("natsbroker: NATS connection lost", "err", b.nc.LastError())
+			}
+		case nats.CONNECTED:
+			if down {
+				down = false
+				b.log.Info("natsbroker: NATS connection restored")
+			}
+		case nats.CLOSED:
+			b.log.Warn("natsbroker: NATS connection closed; publishes fail from now on")
+			return
+		}
+	}
 }

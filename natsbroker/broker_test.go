@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/nodetest"
 	"go.uber.org/goleak"
 )
 
@@ -255,6 +257,7 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		"space":              WithPrefix("my app"),
 		"zero pending msgs":  WithPendingLimits(0, 1),
 		"zero pending bytes": WithPendingLimits(1, 0),
+		"nil logger":         WithLogger(nil),
 		"nil":                nil,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -340,7 +343,7 @@ func TestSlowConsumerDropsAreCounted(t *testing.T) {
 	for range 200 {
 		publish(t, b, "slow", "x")
 	}
-	waitFor(t, 5*time.Second, "dropped messages", func() bool { return a.Stats().Dropped > 0 })
+	nodetest.WaitFor(t, "dropped messages", func() bool { return a.Stats().Dropped > 0 })
 	close(release)
 	select {
 	case err := <-reported:
@@ -358,14 +361,14 @@ func TestSlowConsumerDropsAreCounted(t *testing.T) {
 	}
 }
 
-// TestCloseStopsEveryGoroutine checks that a broker with many rooms leaves
-// nothing running once it and its connection are closed.
+// TestCloseStopsEveryGoroutine checks that a broker with many rooms and a
+// logger leaves nothing running once it and its connection are closed.
 func TestCloseStopsEveryGoroutine(t *testing.T) {
 	nc, err := nats.Connect(sharedURL, nats.Timeout(2*time.Second))
 	if err != nil {
 		connect(t, sharedURL) // skips or fails as configured
 	}
-	b, err := New(nc, WithPrefix(testPrefix()))
+	b, err := New(nc, WithPrefix(testPrefix()), WithLogger(slog.New(slog.DiscardHandler)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,4 +380,26 @@ func TestCloseStopsEveryGoroutine(t *testing.T) {
 	}
 	nc.Close()
 	goleak.VerifyNone(t)
+}
+
+// TestLoggerReportsAServerThatIsAway starts a broker on a connection that
+// has never reached its server: it says so, joins still work and are
+// logged as pending, and closing the connection is reported.
+func TestLoggerReportsAServerThatIsAway(t *testing.T) {
+	nc, err := nats.Connect("nats://127.0.0.1:1", nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var logs nodetest.Logs
+	b := newBroker(t, nc, testPrefix(), WithLogger(logs.Logger()))
+	logs.Await(t, slog.LevelWarn, "natsbroker: not connected to NATS yet")
+	sub := subscribe(t, b, "lobby", func([]byte) {})
+	defer sub.Close()
+	logs.Await(t, slog.LevelDebug, "natsbroker: not connected; subscription pending")
+	if err := b.Publish(context.Background(), "lobby", nil); !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Publish = %v, want ErrNotConnected", err)
+	}
+	nc.Close()
+	logs.Await(t, slog.LevelWarn, "natsbroker: NATS connection closed; publishes fail from now on")
 }

@@ -6,9 +6,13 @@
 //
 //	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
 //	...
-//	b, err := natsbroker.New(nc)
+//	b, err := natsbroker.New(nc, natsbroker.WithLogger(logger))
 //	...
 //	m, err := wsroom.New(wsroom.WithBroker(b))
+//	...
+//	m.Shutdown(ctx)
+//	b.Close()
+//	nc.Close()
 //
 // # Guarantees
 //
@@ -19,10 +23,10 @@
 // connection's publishes, and each room's deliveries run on one goroutine).
 // Broadcasts from different nodes have no common order.
 //
-// [Broker.Publish] fails at once with [ErrNotConnected] while the connection
-// is down, rather than leaving the payload in nats.go's reconnect buffer, so
-// [wsroom.ConnectionManager.Broadcast] reports the outage; local members get
-// the broadcast either way.
+// [Broker.Publish] fails at once with an error matching [ErrNotConnected]
+// while the connection is down, rather than leaving the payload in nats.go's
+// reconnect buffer, so [wsroom.ConnectionManager.Broadcast] reports the
+// outage; local members get the broadcast either way.
 //
 // [Broker.Subscribe] returns after a round trip to the server, so the
 // subscription is active there. While the connection is down it returns at
@@ -33,7 +37,17 @@
 // After the server restarts, nats.go reconnects and resubscribes every room
 // by itself, provided reconnection is enabled: use nats.MaxReconnects(-1),
 // since nats.go gives up after 60 attempts by default and then closes the
-// connection for good.
+// connection for good. With [WithLogger], the broker logs the connection's
+// loss, return and closing.
+//
+// # Errors
+//
+// Errors start with the package and the operation, and the room where
+// there is one, and wrap their cause, as in
+// natsbroker: publish to room "lobby": natsbroker: not connected to NATS.
+// After [Broker.Close],
+// Publish and Subscribe fail with errors matching [wsroom.ErrClosed]; [New]
+// reports an invalid option with one matching [wsroom.ErrInvalidOption].
 //
 // # Subjects
 //

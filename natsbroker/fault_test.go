@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/nodetest"
 )
 
 const natsServerPath = "/usr/sbin/nats-server"
@@ -47,7 +49,7 @@ func startNATSServer(t *testing.T, port string) *natsServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.kill)
-	waitFor(t, 5*time.Second, "nats-server to accept connections", func() bool {
+	nodetest.WaitFor(t, "nats-server to accept connections", func() bool {
 		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 100*time.Millisecond)
 		if err != nil {
 			return false
@@ -74,33 +76,36 @@ func (s *natsServer) kill() {
 // Broadcast reports the outage, local members still get local broadcasts
 // and WebSocket clients stay connected; after the restart, broadcasts cross
 // nodes again with no call from the user, including in a room first joined
-// during the outage.
+// during the outage. Each broker logs the loss and the recovery.
 func TestBroadcastsResumeAfterServerRestart(t *testing.T) {
 	server := startNATSServer(t, "")
 	prefix := testPrefix()
 	reconnect := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond), nats.ReconnectJitter(0, 0)}
-	n0 := newNode(t, server.url(), prefix, reconnect...)
-	n1 := newNode(t, server.url(), prefix, reconnect...)
-	local := n0.dial(t, "local", "lobby")
-	remote := n1.dial(t, "remote", "lobby")
-	broadcast(t, n0, "lobby", "before")
-	local.expect(t, "before")
-	remote.expect(t, "before")
+	var logs0, logs1 nodetest.Logs
+	n0 := nodetest.Start(t, "n0", newBroker(t, connect(t, server.url(), reconnect...), prefix, WithLogger(logs0.Logger())))
+	n1 := nodetest.Start(t, "n1", newBroker(t, connect(t, server.url(), reconnect...), prefix, WithLogger(logs1.Logger())))
+	local := n0.Dial(t, "local", "lobby")
+	remote := n1.Dial(t, "remote", "lobby")
+	n0.Broadcast(t, "lobby", "before")
+	local.Expect(t, "before")
+	remote.Expect(t, "before")
 
 	server.kill()
-	for i, n := range []*node{n0, n1} {
-		waitFor(t, 5*time.Second, fmt.Sprintf("node %d to see the outage", i), func() bool { return !n.broker.Stats().Connected })
+	for _, n := range []*nodetest.Node{n0, n1} {
+		nodetest.WaitFor(t, n.Name+" to see the outage", func() bool { return !brokerOf(n).Stats().Connected })
 	}
-	err := n0.m.Broadcast(context.Background(), "lobby", wsroom.Text("during"))
+	err := n0.Manager.Broadcast(context.Background(), "lobby", wsroom.Text("during"))
 	if !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Broadcast while NATS is down = %v, want ErrNotConnected", err)
 	}
-	local.expect(t, "during")
-	if s := n0.m.Stats(); s.BrokerPublishErrors != 1 {
+	local.Expect(t, "during")
+	if s := n0.Manager.Stats(); s.BrokerPublishErrors != 1 {
 		t.Fatalf("BrokerPublishErrors = %d, want 1", s.BrokerPublishErrors)
 	}
+	logs0.Await(t, slog.LevelWarn, "natsbroker: NATS connection lost")
+	logs1.Await(t, slog.LevelWarn, "natsbroker: NATS connection lost")
 	// Joining a room not yet subscribed still works during the outage.
-	late := n1.dial(t, "late", "late-room")
+	late := n1.Dial(t, "late", "late-room")
 
 	restarted := time.Now()
 	startNATSServer(t, server.port) // killed at cleanup
@@ -108,49 +113,37 @@ func TestBroadcastsResumeAfterServerRestart(t *testing.T) {
 
 	// Broadcast every few milliseconds until one crosses: the time from the
 	// restart to that delivery is the window in which broadcasts are lost.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tick := time.NewTicker(2 * time.Millisecond)
-	defer tick.Stop()
-	var first string
-	for seq := 0; first == ""; seq++ {
-		_ = n0.m.Broadcast(ctx, "lobby", wsroom.Text(fmt.Sprintf("after %d", seq)))
-		select {
-		case first = <-remote.msgs:
-		case <-tick.C:
-		case <-ctx.Done():
-			t.Fatal("no broadcast crossed nodes within 10 s of the restart")
-		}
-	}
-	window := time.Since(restarted)
-	t.Logf("loss window: %v from restart to first cross-node delivery (server accepting after %v)", window, accepting)
+	first := remote.Probe(t, 2*time.Millisecond, func(seq int) {
+		_ = n0.Manager.Broadcast(context.Background(), "lobby", wsroom.Text(fmt.Sprintf("after %d", seq)))
+	})
+	t.Logf("loss window: %v from restart to first cross-node delivery (server accepting after %v)", time.Since(restarted), accepting)
 	var last int
 	if _, err := fmt.Sscanf(first, "after %d", &last); err != nil {
 		t.Fatalf("first message after restart: %q", first)
 	}
 
 	// Delivery stays in order from here on.
-	broadcast(t, n0, "lobby", "resumed")
-	for m := remote.next(t); m != "resumed"; m = remote.next(t) {
+	n0.Broadcast(t, "lobby", "resumed")
+	for _, m := range remote.Until(t, "resumed") {
 		var seq int
 		if _, err := fmt.Sscanf(m, "after %d", &seq); err != nil || seq <= last {
 			t.Fatalf("remote got %q after \"after %d\"", m, last)
 		}
 		last = seq
 	}
-	broadcast(t, n0, "late-room", "to the late joiner")
-	late.expect(t, "to the late joiner")
+	n0.Broadcast(t, "late-room", "to the late joiner")
+	late.Expect(t, "to the late joiner")
 
-	for _, c := range []*client{local, remote, late} {
-		select {
-		case <-c.done:
-			t.Fatalf("%s's WebSocket closed during the outage", c.id)
-		default:
+	for _, c := range []*nodetest.Client{local, remote, late} {
+		if !c.Connected() {
+			t.Fatalf("%s's WebSocket closed during the outage", c.ID)
 		}
 	}
-	for i, n := range []*node{n0, n1} {
-		if s := n.broker.Stats(); s.Reconnects != 1 || !s.Connected {
-			t.Errorf("node %d: %+v, want one reconnect", i, s)
+	for _, n := range []*nodetest.Node{n0, n1} {
+		if s := brokerOf(n).Stats(); s.Reconnects != 1 || !s.Connected {
+			t.Errorf("%s: %+v, want one reconnect", n.Name, s)
 		}
 	}
+	logs0.Await(t, slog.LevelInfo, "natsbroker: NATS connection restored")
+	logs1.Await(t, slog.LevelInfo, "natsbroker: NATS connection restored")
 }

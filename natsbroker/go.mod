@@ -3,13 +3,13 @@ module github.com/wsroom/wsroom/natsbroker
 go 1.26.0
 
 require (
-	github.com/coder/websocket v1.8.15
 	github.com/nats-io/nats.go v1.55.0
 	github.com/wsroom/wsroom v0.0.0
 	go.uber.org/goleak v1.3.0
 )
 
 require (
+	github.com/coder/websocket v1.8.15 // indirect
 	github.com/klauspost/compress v1.20.0 // indirect
 	github.com/nats-io/nkeys v0.4.16 // indirect
 	github.com/nats-io/nuid v1.0.1 // indirect

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/wsroom/wsroom/internal/nodetest"
 	"go.uber.org/goleak"
 )
 
@@ -40,16 +41,9 @@ func connect(t *testing.T, url string, opts ...nats.Option) *nats.Conn {
 // cleanup.
 func newBroker(t *testing.T, nc *nats.Conn, prefix string, opts ...Option) *Broker {
 	t.Helper()
-	b, err := New(nc, append([]Option{WithPrefix(prefix)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
+	return nodetest.Open(t, func() (*Broker, error) {
+		return New(nc, append([]Option{WithPrefix(prefix)}, opts...)...)
 	})
-	return b
 }
 
 // testPrefix returns a subject prefix no other test run uses.
@@ -57,16 +51,4 @@ func testPrefix() string {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	return "wsroomtest." + hex.EncodeToString(b[:])
-}
-
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -2,7 +2,6 @@ package natsbroker
 
 import (
 	"encoding/base64"
-	"fmt"
 	"strings"
 )
 
@@ -19,10 +18,10 @@ func validPrefix(prefix string) error {
 	}
 	for _, token := range strings.Split(prefix, ".") {
 		if token == "" {
-			return invalid(fmt.Sprintf("prefix %q has an empty token", prefix))
+			return invalid("prefix %q has an empty token", prefix)
 		}
 		if strings.ContainsAny(token, "*> \t\r\n") {
-			return invalid(fmt.Sprintf("prefix %q holds a wildcard or white space", prefix))
+			return invalid("prefix %q holds a wildcard or white space", prefix)
 		}
 	}
 	return nil

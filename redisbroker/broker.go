@@ -17,10 +17,6 @@ import (
 	"github.com/wsroom/wsroom"
 )
 
-// ErrClosed reports a call on a [Broker] after [Broker.Close]. Match it with
-// errors.Is.
-var ErrClosed = errors.New("redisbroker: closed")
-
 // errConnectionLost fails the confirmations in flight when the Pub/Sub
 // connection drops; their Subscribe calls ask again on the next connection.
 var errConnectionLost = errors.New("redisbroker: pub/sub connection lost")
@@ -85,14 +81,9 @@ func New(client redis.UniversalClient, opts ...Option) (*Broker, error) {
 	if client == nil {
 		return nil, invalid("nil client")
 	}
-	cfg := defaults()
-	for _, opt := range opts {
-		if opt == nil {
-			return nil, invalid("nil option")
-		}
-		if err := opt(&cfg); err != nil {
-			return nil, err
-		}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{
@@ -123,7 +114,7 @@ func New(client redis.UniversalClient, opts ...Option) (*Broker, error) {
 // then is not delivered. It fails on ctx's end or after [Broker.Close].
 func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(payload []byte)) (wsroom.Subscription, error) {
 	if deliver == nil {
-		return nil, errors.New("redisbroker: subscribe: nil deliver")
+		return nil, fmt.Errorf("redisbroker: subscribe to room %q: nil deliver func", room)
 	}
 	s := &subscription{b: b, channel: channelName(b.prefix, room), deliver: deliver}
 
@@ -132,7 +123,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(payloa
 	if b.closed {
 		b.mu.Unlock()
 		b.cmdMu.Unlock()
-		return nil, ErrClosed
+		return nil, fmt.Errorf("redisbroker: subscribe to room %q: %w", room, wsroom.ErrClosed)
 	}
 	first := len(b.channels[s.channel]) == 0
 	b.channels[s.channel] = append(b.channels[s.channel], s)
@@ -155,7 +146,7 @@ func (b *Broker) Subscribe(ctx context.Context, room string, deliver func(payloa
 	if err != nil {
 		s.stop()
 		b.release(s)
-		return nil, fmt.Errorf("redisbroker: subscribe to %q: %w", s.channel, err)
+		return nil, fmt.Errorf("redisbroker: subscribe to room %q: %w", room, err)
 	}
 	return s, nil
 }
@@ -175,7 +166,7 @@ func (b *Broker) confirm(ctx context.Context) error {
 		b.mu.Lock()
 		if b.closed {
 			b.mu.Unlock()
-			return ErrClosed
+			return wsroom.ErrClosed
 		}
 		b.waiters[token] = answer
 		b.mu.Unlock()
@@ -242,13 +233,13 @@ func (publishCmd) NoRetry() bool { return true }
 // timeout.
 func (b *Broker) Publish(ctx context.Context, room string, payload []byte) error {
 	if b.isClosed() {
-		return ErrClosed
+		b.stats.publishErrors.Add(1)
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, wsroom.ErrClosed)
 	}
-	channel := channelName(b.prefix, room)
-	cmd := publishCmd{redis.NewIntCmd(ctx, "publish", channel, payload)}
+	cmd := publishCmd{redis.NewIntCmd(ctx, "publish", channelName(b.prefix, room), payload)}
 	if err := b.client.Process(ctx, cmd); err != nil {
 		b.stats.publishErrors.Add(1)
-		return fmt.Errorf("redisbroker: publish to %q: %w", channel, err)
+		return fmt.Errorf("redisbroker: publish to room %q: %w", room, err)
 	}
 	b.stats.published.Add(1)
 	return nil
@@ -256,8 +247,9 @@ func (b *Broker) Publish(ctx context.Context, room string, payload []byte) error
 
 // Close stops the broker: it closes the Pub/Sub connection, ends every
 // subscription's deliveries and waits for the broker's goroutines, including
-// a deliver call in progress. Later calls fail with [ErrClosed]. Close does
-// not close the client given to [New]. It is idempotent.
+// a deliver call in progress. Later calls to Publish and Subscribe fail with
+// an error matching [wsroom.ErrClosed]. Close does not close the client
+// given to [New]. It is idempotent.
 func (b *Broker) Close() error {
 	b.mu.Lock()
 	if b.closed {
@@ -266,7 +258,7 @@ func (b *Broker) Close() error {
 	}
 	b.closed = true
 	for token, answer := range b.waiters {
-		answer <- ErrClosed
+		answer <- wsroom.ErrClosed
 		delete(b.waiters, token)
 	}
 	var open []*subscription

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/nodetest"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -64,14 +66,20 @@ func TestSubscribeDeliversPublishesOverBothProtocols(t *testing.T) {
 					t.Fatalf("got %q, want hello", p)
 				}
 			}
-			if err := pub.Publish(ctx, "other", []byte("x")); err != nil {
-				t.Fatal(err)
+			// Another room's publish is not delivered: a marker published
+			// after it on the same connection is the next delivery.
+			for _, room := range []string{"other", "lobby"} {
+				if err := pub.Publish(ctx, room, []byte(room)); err != nil {
+					t.Fatal(err)
+				}
 			}
-			got.none(t, 50*time.Millisecond)
-			if st := pub.Stats(); st.Published != 2 || st.PublishErrors != 0 {
+			if p := got.next(t); string(p) != "lobby" {
+				t.Fatalf("got %q, want the marker published after another room's", p)
+			}
+			if st := pub.Stats(); st.Published != 3 || st.PublishErrors != 0 {
 				t.Fatalf("publisher stats %+v", st)
 			}
-			if st := sub.Stats(); st.Received != 2 || st.Channels != 1 || st.Subscriptions != 1 {
+			if st := sub.Stats(); st.Received != 3 || st.Channels != 1 || st.Subscriptions != 1 {
 				t.Fatalf("subscriber stats %+v", st)
 			}
 		})
@@ -238,13 +246,13 @@ func TestCloseEndsDeliveriesAndLaterCalls(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("Subscription.Close after Broker.Close: %v", err)
 	}
-	if _, err := b.Subscribe(ctx, "r", got.deliver); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	if _, err := b.Subscribe(ctx, "r", got.deliver); !errors.Is(err, wsroom.ErrClosed) {
+		t.Fatalf("Subscribe after Close: %v, want wsroom.ErrClosed", err)
 	}
-	if err := b.Publish(ctx, "r", []byte("x")); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Publish after Close: %v, want ErrClosed", err)
+	if err := b.Publish(ctx, "r", []byte("x")); !errors.Is(err, wsroom.ErrClosed) {
+		t.Fatalf("Publish after Close: %v, want wsroom.ErrClosed", err)
 	}
-	waitFor(t, 5*time.Second, "Redis to drop the closed connection", func() bool {
+	nodetest.WaitFor(t, "Redis to drop the closed connection", func() bool {
 		return numSub(t, admin, channelName(prefix, "r")) == 0
 	})
 }
@@ -288,12 +296,12 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		"glob prefix":  WithPrefix("app*:"),
 		"nil logger":   WithLogger(nil),
 	} {
-		if _, err := New(c, opt); !errors.Is(err, ErrInvalidOption) {
-			t.Errorf("%s: err = %v, want ErrInvalidOption", name, err)
+		if _, err := New(c, opt); !errors.Is(err, wsroom.ErrInvalidOption) {
+			t.Errorf("%s: err = %v, want wsroom.ErrInvalidOption", name, err)
 		}
 	}
-	if _, err := New(nil); !errors.Is(err, ErrInvalidOption) {
-		t.Errorf("nil client: err = %v, want ErrInvalidOption", err)
+	if _, err := New(nil); !errors.Is(err, wsroom.ErrInvalidOption) {
+		t.Errorf("nil client: err = %v, want wsroom.ErrInvalidOption", err)
 	}
 }
 

@@ -4,7 +4,7 @@
 // every node.
 //
 //	client := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-//	broker, err := redisbroker.New(client)
+//	broker, err := redisbroker.New(client, redisbroker.WithLogger(logger))
 //	if err != nil { ... }
 //	m, err := wsroom.New(wsroom.WithBroker(broker))
 //	...
@@ -37,7 +37,8 @@
 //     with backoff (50 ms doubling to 500 ms) and go-redis SUBSCRIBEs the
 //     new connection to every channel before anything else, without any
 //     call from the manager. Messages published while a node's connection
-//     is down are lost for that node: Redis Pub/Sub keeps nothing.
+//     is down are lost for that node: Redis Pub/Sub keeps nothing. With
+//     [WithLogger], the loss and the recovery are logged.
 //   - While Redis is unreachable, Publish fails promptly (bounded by its
 //     context and the client's dial timeout), local members still get local
 //     broadcasts, and WebSocket clients stay connected. Subscribe succeeds at
@@ -46,4 +47,13 @@
 //
 // A Pub/Sub connection whose peer vanished without FIN or RST (half-open) is
 // noticed only by TCP keepalive: about 45 s with go-redis's default dialer.
+//
+// # Errors
+//
+// Errors start with the package and the operation, and the room where
+// there is one, and wrap their cause, as in
+// redisbroker: publish to room "lobby": dial tcp ...: connection refused.
+// After [Broker.Close], Publish and Subscribe fail with errors matching
+// [wsroom.ErrClosed]; [New] reports an invalid option with one matching
+// [wsroom.ErrInvalidOption].
 package redisbroker

@@ -3,15 +3,18 @@ package redisbroker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/internal/nodetest"
 )
 
 const redisServerBin = "/usr/bin/redis-server"
@@ -50,7 +53,7 @@ func (r *privateRedis) start() {
 	}
 	c := redis.NewClient(&redis.Options{Addr: r.addr(), MaxRetries: -1})
 	defer c.Close()
-	waitFor(r.t, 5*time.Second, "redis-server to answer", func() bool {
+	nodetest.WaitFor(r.t, "redis-server to answer", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		return c.Ping(ctx).Err() == nil
@@ -69,30 +72,29 @@ func (r *privateRedis) kill() {
 
 // When Redis dies, broadcasts fail but still reach local members and
 // WebSocket clients stay connected; when it comes back on the same address,
-// every node resubscribes by itself and broadcasts cross nodes again.
+// every node resubscribes by itself and broadcasts cross nodes again. Each
+// broker logs the loss and the recovery.
 func TestBroadcastsResumeAfterRedisRestarts(t *testing.T) {
 	srv := startPrivateRedis(t)
 	prefix := testPrefix()
-	a, b := newNode(t, "a", srv.addr(), prefix), newNode(t, "b", srv.addr(), prefix)
-	sender := a.dial(t, "sender", "lobby")
-	local := a.dial(t, "local", "lobby")
-	remote := b.dial(t, "remote", "lobby")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	var logsA, logsB nodetest.Logs
+	a := nodetest.Start(t, "a", nodeBroker(t, srv.addr(), prefix, WithLogger(logsA.Logger())))
+	b := nodetest.Start(t, "b", nodeBroker(t, srv.addr(), prefix, WithLogger(logsB.Logger())))
+	sender := a.Dial(t, "sender", "lobby")
+	local := a.Dial(t, "local", "lobby")
+	remote := b.Dial(t, "remote", "lobby")
 
+	// broadcast sends text from a to the lobby, the sender aside.
 	broadcast := func(text string) error {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		return a.m.Broadcast(ctx, "lobby", wsroom.Text(text), wsroom.Except(a.conn(t, "sender")))
+		return a.Manager.Broadcast(ctx, "lobby", wsroom.Text(text), a.Conn(t, "sender"))
 	}
 	if err := broadcast("before"); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*wsClient{local, remote} {
-		if m := c.next(t); m != "before" {
-			t.Fatalf("client %s got %q", c.id, m)
-		}
-	}
+	local.Expect(t, "before")
+	remote.Expect(t, "before")
 
 	srv.kill()
 	start := time.Now()
@@ -106,58 +108,47 @@ func TestBroadcastsResumeAfterRedisRestarts(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Logf("Broadcast while down: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
 	}
-	if m := local.next(t); m != "while down" {
-		t.Fatalf("local member got %q, want the broadcast made while Redis was down", m)
-	}
-	remote.none(t, 200*time.Millisecond)
+	local.Expect(t, "while down")
+	logsA.Await(t, slog.LevelWarn, "redisbroker: pub/sub connection lost")
+	logsB.Await(t, slog.LevelWarn, "redisbroker: pub/sub connection lost")
 	// Joining a new room during the outage works; the room comes alive with
 	// Redis.
-	joiner := b.dial(t, "joiner", "late")
+	joiner := b.Dial(t, "joiner", "late")
 
 	srv.start()
 	restarted := time.Now()
-	var lossWindow time.Duration
-	for i := 0; lossWindow == 0; i++ {
-		if time.Since(restarted) > 15*time.Second {
-			t.Fatal("no broadcast crossed nodes within 15s of the restart")
-		}
-		_ = broadcast("probe " + strconv.Itoa(i))
-		select {
-		case m := <-remote.msgs:
-			if m == "" {
-				t.Fatal("remote client disconnected")
-			}
-			lossWindow = time.Since(restarted)
-		case <-time.After(10 * time.Millisecond):
-		}
+	first := remote.Probe(t, 10*time.Millisecond, func(seq int) { _ = broadcast("probe " + strconv.Itoa(seq)) })
+	t.Logf("loss window: %v from redis-server answering again to the first cross-node delivery", time.Since(restarted).Round(time.Millisecond))
+	if !strings.HasPrefix(first, "probe ") {
+		t.Fatalf("remote client's first message after the outage is %q, want a probe made after it", first)
 	}
-	t.Logf("loss window: %v from redis-server answering again to the first cross-node delivery", lossWindow.Round(time.Millisecond))
 
 	// Both directions work, and every client is still connected.
-	if err := b.m.Broadcast(ctx, "lobby", wsroom.Text("from b")); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.m.Broadcast(ctx, "late", wsroom.Text("late news")); err != nil {
-		t.Fatal(err)
-	}
-	if m := joiner.next(t); m != "late news" {
-		t.Fatalf("client joined during the outage got %q", m)
-	}
-	for _, c := range []*wsClient{sender, remote} {
-		for {
-			m := c.next(t)
-			if m == "from b" {
-				break
+	b.Broadcast(t, "lobby", "from b")
+	a.Broadcast(t, "late", "late news")
+	joiner.Expect(t, "late news")
+	sender.Expect(t, "from b") // a's broadcasts all left the sender out
+	for _, c := range []*nodetest.Client{local, remote} {
+		for _, m := range c.Until(t, "from b") {
+			if !strings.HasPrefix(m, "probe ") {
+				t.Fatalf("client %s got %q between the probes", c.ID, m)
 			}
 		}
 	}
-	for _, n := range []*node{a, b} {
-		if st := n.broker.Stats(); st.Reconnects < 1 {
-			t.Errorf("node %s broker stats after the restart: %+v", n.name, st)
+	for _, n := range []*nodetest.Node{a, b} {
+		if st := brokerOf(n).Stats(); st.Reconnects < 1 {
+			t.Errorf("node %s broker stats after the restart: %+v", n.Name, st)
 		}
 	}
-	if got := a.m.Stats().Connections + b.m.Stats().Connections; got != 4 {
+	logsA.Await(t, slog.LevelInfo, "redisbroker: pub/sub connection restored")
+	logsB.Await(t, slog.LevelInfo, "redisbroker: pub/sub connection restored")
+	if got := a.Manager.Stats().Connections + b.Manager.Stats().Connections; got != 4 {
 		t.Fatalf("%d connections after the restart, want 4", got)
+	}
+	for _, c := range []*nodetest.Client{sender, local, remote, joiner} {
+		if !c.Connected() {
+			t.Errorf("client %s was disconnected by the outage", c.ID)
+		}
 	}
 }
 
@@ -181,7 +172,7 @@ func TestSubscriptionsComeBackAfterTheConnectionIsKilled(t *testing.T) {
 	if err := admin.ClientKillByFilter(ctx, "TYPE", "pubsub").Err(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "the broker to reconnect", func() bool { return b.Stats().Reconnects == 1 })
+	nodetest.WaitFor(t, "the broker to reconnect", func() bool { return b.Stats().Reconnects == 1 })
 	for _, room := range rooms {
 		if n := numSub(t, admin, channelName(prefix, room)); n != 1 {
 			t.Fatalf("NUMSUB %s = %d after the reconnect, want 1", room, n)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/wsroom/wsroom/internal/nodetest"
 	"go.uber.org/goleak"
 )
 
@@ -45,19 +46,12 @@ func newClient(t testing.TB, addr string, protocol int) *redis.Client {
 	return c
 }
 
-// newBroker returns a broker with prefix, closed when t ends.
-func newBroker(t testing.TB, c redis.UniversalClient, prefix string) *Broker {
+// newBroker returns a broker with prefix and opts, closed when t ends.
+func newBroker(t testing.TB, c redis.UniversalClient, prefix string, opts ...Option) *Broker {
 	t.Helper()
-	b, err := New(c, WithPrefix(prefix))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close broker: %v", err)
-		}
+	return nodetest.Open(t, func() (*Broker, error) {
+		return New(c, append([]Option{WithPrefix(prefix)}, opts...)...)
 	})
-	return b
 }
 
 // testPrefix returns a channel prefix no other test run uses, so tests may
@@ -78,18 +72,6 @@ func numSub(t testing.TB, c *redis.Client, channel string) int64 {
 		t.Fatalf("PUBSUB NUMSUB %s: %v", channel, err)
 	}
 	return n[channel]
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // freeAddr returns a loopback address nothing listens on (for now).

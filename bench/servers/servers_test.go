@@ -112,6 +112,7 @@ func TestReferenceServersDeliverEverythingInOrder(t *testing.T) {
 		{"one sender", load.Config{Clients: 5, Senders: 1, Messages: 20}},
 		{"two senders padded", load.Config{Clients: 6, Senders: 2, Messages: 15, Size: 1024, Window: 4}},
 		{"rate", load.Config{Clients: 4, Senders: 1, Messages: 10, Rate: 500}},
+		{"gorilla client", load.Config{Clients: 5, Senders: 2, Messages: 20, Size: 1024, Client: load.ClientGorilla}},
 	}
 	for name, bin := range servers() {
 		t.Run(name, func(t *testing.T) {
@@ -202,5 +203,10 @@ func TestSilentClientDoesNotCountAsLoss(t *testing.T) {
 	}
 	if res.Expected != 300*4 || res.Lost != 0 || res.TimedOut {
 		t.Errorf("expected %d lost %d timed out %v, want 1200 and nothing lost: %q", res.Expected, res.Lost, res.TimedOut, res.Errors)
+	}
+	// melody gives a stuck session 10 s before it closes it: never within
+	// this run.
+	if res.SilentCut == nil || *res.SilentCut != 0 || *res.SilentCutAfter != -1 || *res.SilentCutBy != "" {
+		t.Errorf("silent cut %v after %v by %v, want none", res.SilentCut, res.SilentCutAfter, res.SilentCutBy)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"log/slog"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/examples/internal/demo"
@@ -45,8 +46,9 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 	}
 	opts = append(cfg.Options(log), append(opts,
 		// The cookie "session" wins over the query parameter "token"; an
-		// empty value counts as absent. A request with neither gets HTTP
-		// 403 before the upgrade, as the tutorial's app answered.
+		// empty value counts as absent. A request with neither, or with
+		// a credential that is not UTF-8, gets HTTP 403 before the
+		// upgrade, as the tutorial's app answered.
 		wsroom.WithAuthenticator(wsroom.CookieOrToken("session", "token", verify)),
 	)...)
 	m, err := wsroom.New(opts...)
@@ -58,7 +60,13 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 	mux.HandleFunc("GET /items/{item_id}/ws", func(w http.ResponseWriter, r *http.Request) {
 		itemID := r.PathValue("item_id") // percent-decoded
 		q := r.URL.Query().Get("q")
-		h := wsroom.Handler{
+		// Both are echoed in text messages, which must be UTF-8: refuse
+		// anything else before the upgrade.
+		if !utf8.ValidString(itemID) || !utf8.ValidString(q) {
+			http.Error(w, "item_id and q must be UTF-8", http.StatusBadRequest)
+			return
+		}
+		h := wsroom.Hooks{
 			OnMessage: func(c *wsroom.Conn, msg wsroom.Message) {
 				if !demo.TextOnly(m, c, msg) {
 					return
@@ -71,10 +79,10 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 				demo.Send(m, log, c, text.ItemMessage(msg.Text(), itemID))
 			},
 		}
-		// Serve answers a refused request itself (403, 426, 503).
-		if _, err := m.Serve(w, r, h); err != nil {
+		// Start answers a refused request itself (403, 426, 503...).
+		if _, err := m.Start(w, r, nil, h); err != nil {
 			log.Debug("not upgraded", "path", r.URL.Path, "err", err)
 		}
 	})
-	return &demo.App{Handler: mux, Manager: m}, nil
+	return &demo.App{Handler: demo.HostCheck(cfg.AllowedHosts(), mux), Manager: m}, nil
 }

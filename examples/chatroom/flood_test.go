@@ -108,7 +108,7 @@ func TestChatFloodWithStalledReader(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if n := m.Room(defaultRoom).Len(); n != clients-1 {
+	if n := len(m.Members(defaultRoom)); n != clients-1 {
 		t.Errorf("room has %d members, want %d", n, clients-1)
 	}
 }

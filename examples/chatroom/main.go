@@ -23,6 +23,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/coder/websocket"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/examples/internal/demo"
 )
@@ -106,7 +107,7 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	}
-	return &demo.App{Handler: mux, Manager: m}, nil
+	return &demo.App{Handler: demo.HostCheck(cfg.AllowedHosts(), mux), Manager: m}, nil
 }
 
 // roomOf returns the room r asks for, or "" after answering HTTP 400.
@@ -124,17 +125,27 @@ func roomOf(w http.ResponseWriter, r *http.Request) string {
 
 // serveWS is the tutorial's websocket_endpoint. The library's goroutine
 // reads and calls the hooks, one at a time, so an idle client costs no
-// handler goroutine.
+// handler goroutine. Start answers a client_id that is not up to 255
+// bytes of UTF-8 with HTTP 400, as roomOf does a bad room.
 func (s *chat) serveWS(w http.ResponseWriter, r *http.Request) {
 	room := roomOf(w, r)
 	if room == "" {
 		return
 	}
 	id := r.PathValue("client_id")
-	h := wsroom.Handler{
-		// The client is a member before OnOpen runs, so it sees its own
-		// join line, as in the tutorial.
-		OnOpen: func(c *wsroom.Conn) { s.broadcast(room, s.text.ChatJoined(id)) },
+	h := wsroom.Hooks{
+		// The client joins before its join line goes out, so it sees
+		// its own, as in the tutorial.
+		OnOpen: func(c *wsroom.Conn) {
+			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			defer cancel()
+			if err := s.m.Join(ctx, c, room); err != nil {
+				s.log.Warn("join failed", "room", room, "err", err)
+				_ = s.m.Disconnect(c, websocket.StatusInternalError, "join failed")
+				return
+			}
+			s.broadcast(room, s.text.ChatJoined(id))
+		},
 		OnMessage: func(c *wsroom.Conn, msg wsroom.Message) {
 			if !demo.TextOnly(s.m, c, msg) {
 				return
@@ -149,7 +160,7 @@ func (s *chat) serveWS(w http.ResponseWriter, r *http.Request) {
 		// leave line.
 		OnClose: func(c *wsroom.Conn, err error) { s.broadcast(room, s.text.ChatLeft(id)) },
 	}
-	if _, err := s.m.Serve(w, r, h, wsroom.ConnID(id), wsroom.JoinRooms(room)); err != nil {
+	if _, err := s.m.Start(w, r, &wsroom.ConnectOptions{ID: id}, h); err != nil {
 		s.log.Debug("not upgraded", "path", r.URL.Path, "err", err)
 	}
 }
@@ -173,7 +184,7 @@ func (s *chat) serveMembers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ids := []string{}
-	for _, c := range s.m.Room(room).Members() {
+	for _, c := range s.m.Members(room) {
 		ids = append(ids, c.ID())
 	}
 	slices.Sort(ids)

@@ -147,7 +147,7 @@ func TestChatBinaryFrameDoesNotPoisonRoom(t *testing.T) {
 	demotest.Send(t, f, "hello")
 	demotest.Expect(t, f, "F 发送消息:hello", "服务端回复F:你发送的信息是:hello")
 	demotest.Expect(t, e, "F 发送消息:hello")
-	if n := m.Room(defaultRoom).Len(); n != 2 {
+	if n := len(m.Members(defaultRoom)); n != 2 {
 		t.Errorf("room has %d members, want 2 (E, F)", n)
 	}
 }
@@ -308,7 +308,7 @@ func TestChatShutdownSends1001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, stop := demotest.Run(t, app)
+	base, stop := demotest.Run(t, app, cfg)
 	a := demotest.Dial(t, base+"/ws/A", nil)
 	demotest.Expect(t, a, "A 进入了聊天室")
 	b := demotest.Dial(t, base+"/ws/B?room=other", nil)

@@ -37,7 +37,7 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 	if err != nil {
 		return nil, err
 	}
-	echo := wsroom.Handler{
+	echo := wsroom.Hooks{
 		OnMessage: func(c *wsroom.Conn, msg wsroom.Message) {
 			if demo.TextOnly(m, c, msg) {
 				demo.Send(m, log, c, text.Echo(msg.Text()))
@@ -47,10 +47,10 @@ func newApp(cfg *demo.Config, log *slog.Logger, opts ...wsroom.Option) (*demo.Ap
 	mux := http.NewServeMux()
 	mux.Handle("GET /{$}", demo.Page(page))
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
-		// Serve answers a refused request itself (403, 426, 503).
-		if _, err := m.Serve(w, r, echo); err != nil {
+		// Start answers a refused request itself (403, 426, 503...).
+		if _, err := m.Start(w, r, nil, echo); err != nil {
 			log.Debug("not upgraded", "path", r.URL.Path, "err", err)
 		}
 	})
-	return &demo.App{Handler: mux, Manager: m}, nil
+	return &demo.App{Handler: demo.HostCheck(cfg.AllowedHosts(), mux), Manager: m}, nil
 }

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wsroom/wsroom"
@@ -181,7 +184,7 @@ func TestEchoShutdownSends1001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, stop := demotest.Run(t, app)
+	base, stop := demotest.Run(t, app, cfg)
 	c := demotest.Dial(t, base+"/ws", nil)
 	demotest.Send(t, c, "before")
 	demotest.Expect(t, c, "小菠萝收到的消息是: before")
@@ -189,5 +192,58 @@ func TestEchoShutdownSends1001(t *testing.T) {
 	demotest.ExpectClose(t, c, wsroom.StatusShutdown)
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
+	}
+}
+
+// TestEchoServerBounds runs the demo's own HTTP server: a request whose
+// headers (a cookie, a path) pass 64 KiB is refused with 431 instead of
+// being held, and an idle keep-alive connection is closed after
+// -idle-timeout.
+func TestEchoServerBounds(t *testing.T) {
+	cfg := demo.DefaultConfig()
+	cfg.IdleTimeout = 200 * time.Millisecond
+	app, err := newApp(&cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, _ := demotest.Run(t, app, cfg)
+	addr := strings.TrimPrefix(base, "ws://")
+
+	for name, req := range map[string]string{
+		"100 KiB cookie": "GET / HTTP/1.1\r\nHost: " + addr + "\r\nCookie: c=" + strings.Repeat("x", 100<<10) + "\r\n\r\n",
+		"100 KiB path":   "GET /" + strings.Repeat("x", 100<<10) + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n",
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(demotest.Timeout))
+		_, _ = io.WriteString(conn, req)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil || resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("%s: %v, %v; want HTTP 431", name, resp, err)
+		}
+		conn.Close()
+	}
+
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(demotest.Timeout))
+	_, _ = io.WriteString(conn, "GET / HTTP/1.1\r\nHost: "+addr+"\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /: %v, %v", resp, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	start := time.Now()
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("idle keep-alive connection: %v, want EOF", err)
+	}
+	if d := time.Since(start); d > cfg.IdleTimeout+2*time.Second {
+		t.Fatalf("idle connection closed after %v, want about %v", d, cfg.IdleTimeout)
 	}
 }

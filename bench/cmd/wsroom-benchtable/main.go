@@ -1,6 +1,8 @@
-// Command wsroom-benchtable turns the results that run.sh collects into a
-// markdown table: one row per scenario and server with the median of each
+// Command wsroom-benchtable turns the results that run.sh collects into
+// markdown tables: one row per scenario and server with the median of each
 // metric over the runs, and ratios against melody in the same scenario.
+// Chat scenarios share one table; echo scenarios (wsroom-load -mode echo,
+// run.sh's S6) follow in a second one with their own columns.
 //
 // Input lines, on standard input, are "SCENARIO<TAB>SERVER<TAB>JSON", where
 // JSON is one line printed by wsroom-load.
@@ -16,9 +18,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/wsroom/wsroom/bench/internal/load"
@@ -27,36 +31,110 @@ import (
 // baseline is the server every other is compared with.
 var baseline = flag.String("baseline", "melody", "the `server` every other is compared with")
 
-// column is one metric of the table.
+// column is one metric of a table: a number whose median over the runs is
+// shown, or, when text is set, a text made from all the runs.
 type column struct {
 	header string
 	value  func(load.Result) float64
 	format string
 	// ratio adds a "×baseline" column after this one.
 	ratio bool
+	// never shows a negative median (the load tool's -1) as "never".
+	never bool
+	text  func([]load.Result) string
 }
 
-var columns = []column{
-	{"deliveries/s", func(r load.Result) float64 { return r.DeliveriesPerSec }, "%.0f", true},
-	{"p50 ms", func(r load.Result) float64 { return r.LatencyP50 }, "%.2f", false},
-	{"p99 ms", func(r load.Result) float64 { return r.LatencyP99 }, "%.2f", true},
-	{"max ms", func(r load.Result) float64 { return r.LatencyMax }, "%.1f", false},
-	{"lost", func(r load.Result) float64 { return float64(r.Lost) }, "%.0f", false},
-	{"dup", func(r load.Result) float64 { return float64(r.Duplicate) }, "%.0f", false},
-	{"out of order", func(r load.Result) float64 { return float64(r.OutOfOrder) }, "%.0f", false},
-	{"disconnected", func(r load.Result) float64 { return float64(r.Disconnected) }, "%.0f", false},
-	{"join settle s", func(r load.Result) float64 { return r.JoinSettle }, "%.2f", false},
-	{"server CPU s", func(r load.Result) float64 { return deref(r.ServerCPU) }, "%.2f", true},
-	{"server peak RSS MiB", func(r load.Result) float64 { return deref(r.ServerRSSPeak) / 1024 }, "%.1f", true},
-	{"RSS/conn KiB", func(r load.Result) float64 { return deref(r.ServerRSSPerConn) / 1024 }, "%.1f", false},
-	{"goroutines", func(r load.Result) float64 { return deref(r.ServerGoroutines) }, "%.0f", false},
-	{"tool CPU s", func(r load.Result) float64 { return r.ToolCPU }, "%.2f", false},
-	{"timed out", func(r load.Result) float64 { return boolCount(r.TimedOut) }, "%.0f", false},
-	{"stalled", func(r load.Result) float64 { return boolCount(r.Stalled) }, "%.0f", false},
+// num is a numeric column.
+func num(header string, value func(load.Result) float64, format string, ratio bool) column {
+	return column{header: header, value: value, format: format, ratio: ratio}
+}
+
+// chatColumns are the columns of the chat scenarios (S1..S5).
+var chatColumns = []column{
+	num("deliveries/s", func(r load.Result) float64 { return r.DeliveriesPerSec }, "%.0f", true),
+	num("p50 ms", func(r load.Result) float64 { return r.LatencyP50 }, "%.2f", false),
+	num("p99 ms", func(r load.Result) float64 { return r.LatencyP99 }, "%.2f", true),
+	num("max ms", func(r load.Result) float64 { return r.LatencyMax }, "%.1f", false),
+	num("lost", func(r load.Result) float64 { return float64(r.Lost) }, "%.0f", false),
+	num("dup", func(r load.Result) float64 { return float64(r.Duplicate) }, "%.0f", false),
+	num("out of order", func(r load.Result) float64 { return float64(r.OutOfOrder) }, "%.0f", false),
+	num("disconnected", func(r load.Result) float64 { return float64(r.Disconnected) }, "%.0f", false),
+	{header: "closed by server", text: closeCodes},
+	num("reset by server", func(r load.Result) float64 { return float64(r.ResetByServer) }, "%.0f", false),
+	{header: "silent cut ms", value: func(r load.Result) float64 { return deref(r.SilentCutAfter) }, format: "%.0f", never: true},
+	{header: "cut by", text: func(runs []load.Result) string {
+		return kinds(runs, func(r load.Result) *string { return r.SilentCutBy })
+	}},
+	num("join settle s", func(r load.Result) float64 { return r.JoinSettle }, "%.2f", false),
+	num("server CPU s", func(r load.Result) float64 { return deref(r.ServerCPU) }, "%.2f", true),
+	num("server peak RSS MiB", func(r load.Result) float64 { return deref(r.ServerRSSPeak) / 1024 }, "%.1f", true),
+	num("RSS/conn KiB", func(r load.Result) float64 { return deref(r.ServerRSSPerConn) / 1024 }, "%.1f", false),
+	num("goroutines", func(r load.Result) float64 { return deref(r.ServerGoroutines) }, "%.0f", false),
+	num("tool CPU s", func(r load.Result) float64 { return r.ToolCPU }, "%.2f", false),
+	num("timed out", func(r load.Result) float64 { return boolCount(r.TimedOut) }, "%.0f", false),
+	num("stalled", func(r load.Result) float64 { return boolCount(r.Stalled) }, "%.0f", false),
+}
+
+// echoColumns are the columns of the echo scenarios (S6).
+var echoColumns = []column{
+	num("clients", func(r load.Result) float64 { return float64(r.Clients) }, "%.0f", false),
+	num("size MiB", func(r load.Result) float64 { return float64(r.Size) / (1 << 20) }, "%.1f", false),
+	num("read KiB/s", func(r load.Result) float64 { return r.ReadRate / 1024 }, "%.0f", false),
+	num("full replies", func(r load.Result) float64 { return deref(r.FullReplies) }, "%.0f", false),
+	{header: "closed by server", text: closeCodes},
+	num("reset by server", func(r load.Result) float64 { return float64(r.ResetByServer) }, "%.0f", false),
+	num("server cut", func(r load.Result) float64 { return deref(r.ServerCut) }, "%.0f", false),
+	{header: "cut by", text: func(runs []load.Result) string {
+		return kinds(runs, func(r load.Result) *string { return r.ServerCutBy })
+	}},
+	{header: "last cut s", value: func(r load.Result) float64 { return deref(r.ServerCutAfter) / 1e3 }, format: "%.1f", never: true},
+	num("server RSS before MiB", func(r load.Result) float64 { return deref(r.ServerRSSBefore) / 1024 }, "%.1f", false),
+	num("server peak RSS MiB", func(r load.Result) float64 { return deref(r.ServerRSSPeak) / 1024 }, "%.1f", false),
+	num("server RSS after MiB", func(r load.Result) float64 { return deref(r.ServerRSSAfter) / 1024 }, "%.1f", false),
+	num("server CPU s", func(r load.Result) float64 { return deref(r.ServerCPU) }, "%.2f", false),
+	num("elapsed s", func(r load.Result) float64 { return r.Elapsed }, "%.1f", false),
+	num("timed out", func(r load.Result) float64 { return boolCount(r.TimedOut) }, "%.0f", false),
+}
+
+// closeCodes shows the median count of each close code over the runs, as
+// "1013×3 1001×1", or "-" when no run had a close frame.
+func closeCodes(runs []load.Result) string {
+	codes := map[int]bool{}
+	for _, r := range runs {
+		for code := range r.ClosedByServer {
+			codes[code] = true
+		}
+	}
+	var parts []string
+	for _, code := range slices.Sorted(maps.Keys(codes)) {
+		m := median(runs, func(r load.Result) float64 { return float64(r.ClosedByServer[code]) })
+		if m > 0 {
+			parts = append(parts, strconv.Itoa(code)+"×"+strconv.FormatFloat(m, 'f', -1, 64))
+		}
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// kinds shows the distinct non-empty values over the runs, joined by "/",
+// or "-".
+func kinds(runs []load.Result, value func(load.Result) *string) string {
+	var seen []string
+	for _, r := range runs {
+		if v := value(r); v != nil && *v != "" && !slices.Contains(seen, *v) {
+			seen = append(seen, *v)
+		}
+	}
+	if len(seen) == 0 {
+		return "-"
+	}
+	return strings.Join(seen, "/")
 }
 
 // deref returns *p, or NaN (shown as "-") when the run did not measure it.
-func deref[T int64 | float64](p *T) float64 {
+func deref[T int | int64 | float64](p *T) float64 {
 	if p == nil {
 		return math.NaN()
 	}
@@ -107,6 +185,38 @@ func run(in io.Reader, out io.Writer) error {
 		return err
 	}
 
+	var chat, echo []string
+	for _, scenario := range scenarios {
+		if isEcho(results, scenario, servers) {
+			echo = append(echo, scenario)
+		} else {
+			chat = append(chat, scenario)
+		}
+	}
+	if len(chat) > 0 {
+		table(out, chatColumns, chat, servers, results)
+	}
+	if len(echo) > 0 {
+		if len(chat) > 0 {
+			fmt.Fprintln(out)
+		}
+		table(out, echoColumns, echo, servers, results)
+	}
+	return nil
+}
+
+// isEcho says whether a scenario's runs are echo-mode runs.
+func isEcho(results map[key][]load.Result, scenario string, servers []string) bool {
+	for _, server := range servers {
+		for _, r := range results[key{scenario, server}] {
+			return r.Mode == load.ModeEcho
+		}
+	}
+	return false
+}
+
+// table prints one markdown table of the given scenarios.
+func table(out io.Writer, columns []column, scenarios, servers []string, results map[key][]load.Result) {
 	header := []string{"scenario", "server", "runs"}
 	for _, c := range columns {
 		header = append(header, c.header)
@@ -125,7 +235,15 @@ func run(in io.Reader, out io.Writer) error {
 			}
 			row := []string{scenario, server, fmt.Sprint(len(runs))}
 			for _, c := range columns {
+				if c.text != nil {
+					row = append(row, c.text(runs))
+					continue
+				}
 				m := median(runs, c.value)
+				if c.never && m < 0 {
+					row = append(row, "never")
+					continue
+				}
 				row = append(row, format(c.format, m))
 				if c.ratio {
 					row = append(row, ratio(m, haveBase, base, c.value))
@@ -134,7 +252,6 @@ func run(in io.Reader, out io.Writer) error {
 			fmt.Fprintln(out, "| "+strings.Join(row, " | ")+" |")
 		}
 	}
-	return nil
 }
 
 func ratio(m float64, haveBase bool, base []load.Result, value func(load.Result) float64) string {

@@ -14,8 +14,15 @@ type Config struct {
 	// Several comma-separated URLs (servers sharing rooms through a broker)
 	// take the clients in turn: client i dials URL number i mod count.
 	URL string
+	// Mode is ModeChat (the chat protocol, the default) or ModeEcho (one
+	// big message per client to an echo endpoint, replies read slowly).
+	Mode string
+	// Client is the WebSocket client library: ClientWsroom (the default)
+	// or ClientGorilla.
+	Client string
 	// Clients is the number of connections, ids c0..c{Clients-1}. Senders
-	// are the first Senders ids; the silent clients follow them.
+	// are the first Senders ids; the silent clients follow them. Default:
+	// 10, or 20 in ModeEcho.
 	Clients int
 	// ConnectConcurrency bounds the dials in flight. Default: 64.
 	ConnectConcurrency int
@@ -41,12 +48,24 @@ type Config struct {
 	// it counts the message as unacknowledged and frees its window slot.
 	// Default: 2s.
 	AckTimeout time.Duration
-	// Size pads each message to at least this many bytes. Default: 0.
+	// Size pads each message to at least this many bytes. Default: 0, or
+	// 16 MiB in ModeEcho.
 	Size int
 	// Silent is the number of clients that never read after connecting.
 	// Their sockets have a small receive buffer, so the server feels them
-	// soon.
+	// soon. From the first send on, their TCP state is polled every 20 ms
+	// to see when the server cuts them (Result.SilentCutAfter).
 	Silent int
+	// SilentWait keeps the run going after the deliveries drained until
+	// every silent client was cut or this long passed. Default: 0, the
+	// run ends with the deliveries.
+	SilentWait time.Duration
+	// ReadRate (ModeEcho) bounds each client's reading, in bytes per
+	// second. Default: 32 KiB/s.
+	ReadRate float64
+	// ReceiveBuffer (ModeEcho) is each client's SO_RCVBUF, set before it
+	// connects. Default: 16 KiB.
+	ReceiveBuffer int
 	// DrainTimeout ends the wait for outstanding deliveries after this long
 	// without progress, and ends the run as stalled when nothing is
 	// delivered for this long while senders send. Default: 5s.
@@ -70,7 +89,22 @@ type Config struct {
 	IdleWait time.Duration
 }
 
+// The modes of a run (Config.Mode).
+const (
+	ModeChat = "chat"
+	ModeEcho = "echo"
+)
+
 func (c Config) withDefaults() Config {
+	setDefault(&c.Mode, ModeChat)
+	setDefault(&c.Client, ClientWsroom)
+	if c.Mode == ModeEcho {
+		setDefault(&c.Clients, 20)
+		setDefault(&c.Size, 16<<20)
+	}
+	setDefault(&c.Clients, 10)
+	setDefault(&c.ReadRate, 32<<10)
+	setDefault(&c.ReceiveBuffer, 128<<10)
 	setDefault(&c.ConnectConcurrency, 64)
 	setDefault(&c.ConnectTimeout, 10*time.Second)
 	setDefault(&c.JoinTimeout, 30*time.Second)
@@ -98,6 +132,12 @@ func (c Config) validate() error {
 			errs = append(errs, fmt.Errorf(format, args...))
 		}
 	}
+	check(c.Mode == ModeChat || c.Mode == ModeEcho, "mode %q: want %s or %s", c.Mode, ModeChat, ModeEcho)
+	check(c.Client == ClientWsroom || c.Client == ClientGorilla, "client %q: want %s or %s", c.Client, ClientWsroom, ClientGorilla)
+	check(c.SilentWait >= 0, "silent-wait must not be negative")
+	check(c.ReadRate > 0, "read-rate must be positive")
+	check(c.ReceiveBuffer > 0, "rcvbuf must be positive")
+	check(c.Mode != ModeEcho || c.Size > 0 && c.Size <= maxEchoSize, "echo: size must be in [1, %d]", maxEchoSize)
 	for _, u := range strings.Split(c.URL, ",") {
 		check(strings.HasPrefix(u, "ws://"), "url %q must start with ws://", u)
 	}
@@ -119,12 +159,16 @@ func (c Config) validate() error {
 	return nil
 }
 
-// clientURL returns the URL client i, called id, dials.
+// clientURL returns the URL client i, called id, dials: URL/ws/{id} in
+// ModeChat, URL/ws in ModeEcho, unless the URL is a template with {id}.
 func (c Config) clientURL(i int, id string) string {
 	urls := strings.Split(c.URL, ",")
 	u := urls[i%len(urls)]
 	if strings.Contains(u, "{id}") {
 		return strings.ReplaceAll(u, "{id}", id)
+	}
+	if c.Mode == ModeEcho {
+		return strings.TrimSuffix(u, "/") + "/ws"
 	}
 	return strings.TrimSuffix(u, "/") + "/ws/" + id
 }

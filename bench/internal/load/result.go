@@ -4,6 +4,8 @@ package load
 // Times are seconds and latencies milliseconds unless the name says
 // otherwise. Server fields are present only when Config.ServerPID is set.
 type Result struct {
+	Mode     string  `json:"mode"`
+	Client   string  `json:"client"`
 	URL      string  `json:"url"`
 	Clients  int     `json:"clients"`
 	Senders  int     `json:"senders"`
@@ -40,8 +42,48 @@ type Result struct {
 	ReplyBeforeCopy int64 `json:"reply_before_copy"`
 	AckTimeouts     int64 `json:"ack_timeouts"`
 	// Disconnected counts reading clients whose connection ended before the
-	// run closed it.
+	// run closed it: ClosedByServer (summed) + ResetByServer +
+	// ClientFailures.
 	Disconnected int64 `json:"disconnected"`
+	// ClosedByServer counts those that got a close frame, by close code
+	// (1005 for a close frame without one); the JSON keys are the codes.
+	ClosedByServer map[int]int64 `json:"closed_by_server"`
+	// ResetByServer counts those whose connection ended without a close
+	// frame: EOF (between or inside frames) or a TCP reset.
+	ResetByServer int64 `json:"reset_by_server"`
+	// ClientFailures counts those this tool gave up on: a protocol
+	// violation, a message over its size limit, another I/O error.
+	ClientFailures int64 `json:"client_failures"`
+
+	// SilentCut counts the silent clients the server cut (closed or
+	// reset) before the run closed them. Present with Silent > 0.
+	SilentCut *int `json:"silent_cut,omitempty"`
+	// SilentCutAfter is the longest time, over the silent clients, from
+	// the first message sent to the moment the server cut that client's
+	// connection (to the 20 ms of polling; 0 if that happened before the
+	// first send), or -1 if a silent client was not cut within the run.
+	SilentCutAfter *float64 `json:"silent_cut_after_ms,omitempty"`
+	// SilentCutBy says how: "fin" (the server closed the connection; its
+	// FIN may still be queued behind data the client never took), "rst"
+	// (reset, or the server's end is gone), "fin+rst" when the silent
+	// clients differ, "" when none was cut.
+	SilentCutBy *string `json:"silent_cut_by,omitempty"`
+
+	// ModeEcho only: ReadRate and ReceiveBuffer as configured, the clients
+	// whose whole reply arrived (FullReplies), and the bytes all clients
+	// read from their sockets, handshakes included (ReadBytes).
+	ReadRate      float64 `json:"read_rate,omitempty"`
+	ReceiveBuffer int     `json:"rcvbuf,omitempty"`
+	FullReplies   *int64  `json:"full_replies,omitempty"`
+	ReadBytes     *int64  `json:"read_bytes,omitempty"`
+	// ModeEcho only, from the same TCP probe as the silent clients' (so
+	// also when the close is queued behind reply bytes the slow client has
+	// not read yet): ServerCut counts the clients whose connection the
+	// server closed or reset, ServerCutAfter is the longest time from the
+	// first send to such a cut (-1 if none), ServerCutBy as SilentCutBy.
+	ServerCut      *int     `json:"server_cut,omitempty"`
+	ServerCutAfter *float64 `json:"server_cut_after_ms,omitempty"`
+	ServerCutBy    *string  `json:"server_cut_by,omitempty"`
 
 	// SendDuration runs from the first send to the last delivery.
 	SendDuration     float64 `json:"send_s"`

@@ -30,6 +30,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
+	if cfg.Mode == ModeEcho {
+		return runEcho(ctx, cfg), nil
+	}
 	r := &run{
 		cfg:     cfg,
 		lastID:  []byte(clientID(cfg.Clients - 1)),
@@ -69,13 +72,11 @@ type run struct {
 	replies              atomic.Int64
 	replyBeforeCopy      atomic.Int64
 	ackTimeouts          atomic.Int64
-	disconnected         atomic.Int64
+	ends                 endCounter
 	lastDeliveryNanos    atomic.Int64
 	latency              histogram
 
-	errMu  sync.Mutex
-	errs   []string
-	errCnt int64
+	errs errorLog
 }
 
 // client is one connection. The fields below conn are owned by its reader
@@ -83,7 +84,8 @@ type run struct {
 type client struct {
 	idx    int
 	id     string
-	conn   *wsclient.Conn
+	conn   wsConn
+	nc     net.Conn // under conn, for the TCP probe of silent clients
 	sender bool
 	silent bool
 
@@ -102,7 +104,7 @@ func clientID(i int) string { return "c" + strconv.Itoa(i) }
 func (r *run) execute(ctx context.Context) Result {
 	cfg := r.cfg
 	res := Result{
-		URL: cfg.URL, Clients: cfg.Clients, Senders: cfg.Senders, Messages: cfg.Messages,
+		Mode: cfg.Mode, Client: cfg.Client, URL: cfg.URL, Clients: cfg.Clients, Senders: cfg.Senders, Messages: cfg.Messages,
 		Rate: cfg.Rate, Window: cfg.Window, Size: cfg.Size, Silent: cfg.Silent,
 	}
 	start := time.Now()
@@ -133,6 +135,7 @@ func (r *run) execute(ctx context.Context) Result {
 
 	if cfg.Senders > 0 && cfg.Messages > 0 && ctx.Err() == nil {
 		readers := r.liveReaders()
+		silent := r.watchSilent()
 		firstSend := time.Now()
 		var senders sync.WaitGroup
 		for _, c := range r.clients[:cfg.Senders] {
@@ -147,6 +150,11 @@ func (r *run) execute(ctx context.Context) Result {
 		r.drain(ctx, res.Expected)
 		if last := time.Unix(0, r.lastDeliveryNanos.Load()); last.After(firstSend) {
 			res.SendDuration = last.Sub(firstSend).Seconds()
+		}
+		if silent != nil {
+			silent.wait(ctx, cfg.SilentWait)
+			sum := silent.finish(firstSend)
+			res.SilentCut, res.SilentCutAfter, res.SilentCutBy = &sum.cut, &sum.allCutMs, &sum.by
 		}
 	}
 	res.TimedOut = timeoutCtx.Err() != nil
@@ -188,7 +196,7 @@ func (r *run) execute(ctx context.Context) Result {
 	res.Replies = r.replies.Load()
 	res.ReplyBeforeCopy = r.replyBeforeCopy.Load()
 	res.AckTimeouts = r.ackTimeouts.Load()
-	res.Disconnected = r.disconnected.Load()
+	r.ends.fill(&res)
 	if res.SendDuration > 0 {
 		res.DeliveriesPerSec = float64(res.Received) / res.SendDuration
 	}
@@ -197,9 +205,7 @@ func (r *run) execute(ctx context.Context) Result {
 	res.LatencyMax = float64(r.latency.max.Load()) / 1e3
 	res.ToolCPU = selfCPUSeconds() - cpuBefore
 	res.Elapsed = time.Since(start).Seconds()
-	r.errMu.Lock()
-	res.ErrorCount, res.Errors = r.errCnt, r.errs
-	r.errMu.Unlock()
+	res.ErrorCount, res.Errors = r.errs.snapshot()
 	return res
 }
 
@@ -278,7 +284,12 @@ func (r *run) connect(ctx context.Context, i int) {
 		silent: i >= cfg.Senders && i < cfg.Senders+cfg.Silent,
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	conn, err := wsclient.Dial(dialCtx, cfg.clientURL(i, c.id), wsclient.Options{Dialer: r.dialer(i, c.silent)})
+	dialer := dialerFor(cfg, i, c.silent)
+	conn, err := dialWS(dialCtx, cfg.Client, cfg.clientURL(i, c.id), func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dialer.DialContext(ctx, network, addr)
+		c.nc = nc
+		return nc, err
+	}, max(wsclient.DefaultMaxMessageSize, 2*cfg.Size+4096))
 	cancel()
 	if err != nil {
 		r.connectFailures.Add(1)
@@ -316,16 +327,27 @@ func (r *run) connect(ctx context.Context, i int) {
 	}
 }
 
-func (r *run) dialer(i int, silent bool) *net.Dialer {
+// dialerFor returns the dialer of client i: from its source address, with
+// a small receive buffer when silent, or ReceiveBuffer in ModeEcho.
+func dialerFor(cfg Config, i int, silent bool) *net.Dialer {
 	d := &net.Dialer{}
-	if n := r.cfg.SourceIPs; n > 0 {
+	if n := cfg.SourceIPs; n > 0 {
 		d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(1+i%n))}
 	}
-	if silent {
+	rcvbuf := 0
+	switch {
+	case silent:
+		rcvbuf = silentReceiveBuffer
+	case cfg.Mode == ModeEcho:
+		rcvbuf = cfg.ReceiveBuffer
+	}
+	if rcvbuf > 0 {
+		// Set before connecting, so that the window scale the handshake
+		// agrees on fits the small buffer.
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var sockErr error
 			err := rc.Control(func(fd uintptr) {
-				sockErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, silentReceiveBuffer)
+				sockErr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
 			})
 			if err != nil {
 				return err
@@ -396,6 +418,28 @@ func poll(ctx context.Context, interval time.Duration, done func() bool) bool {
 	return true
 }
 
+// watchSilent starts watching the connected silent clients for the
+// server cutting them, or returns nil without silent clients or when the
+// probe cannot run (an error is recorded).
+func (r *run) watchSilent() *cutWatch {
+	if r.cfg.Silent == 0 {
+		return nil
+	}
+	w, err := newCutWatch(r.stopping.Load, &r.errs)
+	if err != nil {
+		r.recordErr(err)
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.clients {
+		if c != nil && c.silent {
+			w.add(c.id, c.nc)
+		}
+	}
+	return w
+}
+
 // liveReaders counts reading clients whose connection is still up.
 func (r *run) liveReaders() int {
 	n := 0
@@ -429,21 +473,14 @@ func (r *run) closeAll() {
 	}
 }
 
-func (r *run) recordErr(err error) {
-	r.errMu.Lock()
-	defer r.errMu.Unlock()
-	r.errCnt++
-	if len(r.errs) < maxRecordedErrors {
-		r.errs = append(r.errs, err.Error())
-	}
-}
+func (r *run) recordErr(err error) { r.errs.record(err) }
 
 // read consumes c's messages until its connection ends.
 func (r *run) read(c *client) {
 	defer r.readers.Done()
 	defer close(c.done)
 	for {
-		op, msg, err := c.conn.ReadMessage()
+		text, msg, err := c.conn.ReadMessage()
 		if err != nil {
 			if !c.selfJoined {
 				r.exitedBeforeSelfJoin.Add(1)
@@ -452,13 +489,13 @@ func (r *run) read(c *client) {
 				r.exitedUnsettled.Add(1)
 			}
 			if !r.stopping.Load() {
-				r.disconnected.Add(1)
+				r.ends.add(err)
 				r.recordErr(fmt.Errorf("read %s: %w", c.id, err))
 			}
 			return
 		}
-		if op != wsclient.OpText {
-			r.recordErr(fmt.Errorf("read %s: unexpected opcode %#x", c.id, byte(op)))
+		if !text {
+			r.recordErr(fmt.Errorf("read %s: unexpected binary message", c.id))
 			continue
 		}
 		now := time.Now().UnixNano()

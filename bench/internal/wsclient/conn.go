@@ -257,6 +257,11 @@ func (c *Conn) CloseNow() error {
 
 var errCloseSent = errors.New("wsclient: close frame already sent")
 
+// maskChunk bounds the copy a frame is masked in: a larger payload is
+// masked and written a chunk at a time, so a 16 MiB message costs no 16 MiB
+// copy. It is a multiple of 4, so the key stays aligned across chunks.
+const maskChunk = 64 << 10
+
 // writeFrame writes one masked frame with FIN set. After a close frame it
 // refuses to write anything more.
 func (c *Conn) writeFrame(op Opcode, p []byte) error {
@@ -283,12 +288,22 @@ func (c *Conn) writeFrame(op Opcode, p []byte) error {
 	var key [4]byte
 	binary.LittleEndian.PutUint32(key[:], uint32(c.maskSource.Uint64()))
 	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, p...)
-	mask(b[start:], key)
-	c.wbuf = b
-	_, err := c.nc.Write(b)
-	return err
+	for {
+		chunk := p[:min(len(p), maskChunk)]
+		p = p[len(chunk):]
+		start := len(b)
+		b = append(b, chunk...)
+		mask(b[start:], key)
+		if _, err := c.nc.Write(b); err != nil {
+			c.wbuf = b[:0]
+			return err
+		}
+		b = b[:0]
+		if len(p) == 0 {
+			c.wbuf = b
+			return nil
+		}
+	}
 }
 
 func mask(p []byte, key [4]byte) {

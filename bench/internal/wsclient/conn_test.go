@@ -213,7 +213,7 @@ func TestReadMessageRejectsProtocolViolations(t *testing.T) {
 }
 
 func TestWriteTextMasksPayload(t *testing.T) {
-	for _, n := range []int{0, 5, 125, 126, 0xffff, 0x10000} {
+	for _, n := range []int{0, 5, 125, 126, 0xffff, 0x10000, 3*maskChunk + 7} {
 		c, server := pipeConn(t)
 		payload := bytes.Repeat([]byte("xyz"), n/3+1)[:n]
 		got := readClientFrameAsync(server)

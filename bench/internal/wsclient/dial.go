@@ -25,6 +25,9 @@ const acceptGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 type Options struct {
 	// Dialer opens the TCP connection. Default: a zero net.Dialer.
 	Dialer *net.Dialer
+	// DialContext, when set, opens the connection instead of Dialer (to
+	// wrap it, e.g. in a rate limiter).
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// ReadBufferSize is the size of the bufio.Reader over the connection.
 	// Default: 4096 bytes.
 	ReadBufferSize int
@@ -44,11 +47,15 @@ func Dial(ctx context.Context, rawURL string, opts Options) (*Conn, error) {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	dialer := opts.Dialer
-	if dialer == nil {
-		dialer = &net.Dialer{}
+	dial := opts.DialContext
+	if dial == nil {
+		dialer := opts.Dialer
+		if dialer == nil {
+			dialer = &net.Dialer{}
+		}
+		dial = dialer.DialContext
 	}
-	nc, err := dialer.DialContext(ctx, "tcp", host)
+	nc, err := dial(ctx, "tcp", host)
 	if err != nil {
 		return nil, fmt.Errorf("wsclient: %w", err)
 	}

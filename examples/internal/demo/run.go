@@ -53,19 +53,25 @@ func main(cfg *Config, log *slog.Logger, newApp func(*slog.Logger) (*App, error)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Info("listening", "url", "http://"+ln.Addr().String()+"/")
-	return Run(ctx, ln, app, cfg.ShutdownTimeout, log)
+	return Run(ctx, ln, app, cfg, log)
 }
 
 // Run serves app on ln until ctx ends, then shuts down gracefully within
-// timeout: the listener closes, every WebSocket client gets 1001 (Going
-// Away) after what was queued to it, and app.Close runs. Run returns nil
-// after a shutdown, even one the deadline cut short (the remaining sockets
-// are then closed without a handshake, and a warning is logged); it
-// returns an error only if serving failed.
-func Run(ctx context.Context, ln net.Listener, app *App, timeout time.Duration, log *slog.Logger) error {
+// cfg.ShutdownTimeout: the listener closes, every WebSocket client gets
+// 1001 (Going Away) after what was queued to it, and app.Close runs. Run
+// returns nil after a shutdown, even one the deadline cut short (the
+// remaining sockets are then closed without a handshake, and a warning is
+// logged); it returns an error only if serving failed.
+func Run(ctx context.Context, ln net.Listener, app *App, cfg *Config, log *slog.Logger) error {
 	srv := &http.Server{
-		Handler:           app.Handler,
+		Handler: app.Handler,
+		// A request's line and headers may take 64 KiB (net/http's
+		// default is 1 MiB, which a cookie or a path could fill for
+		// every idle connection) and must arrive within 10 s; an idle
+		// keep-alive connection is closed after cfg.IdleTimeout.
+		MaxHeaderBytes:    64 << 10,
 		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	served := make(chan error, 1)
@@ -78,7 +84,7 @@ func Run(ctx context.Context, ln net.Listener, app *App, timeout time.Duration, 
 		log.Info("shutting down")
 	}
 
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	// Both at once: the HTTP server stops accepting while the manager
 	// sends every WebSocket client its 1001.

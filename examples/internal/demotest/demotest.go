@@ -146,12 +146,13 @@ func Serve(t *testing.T, app *demo.App) *httptest.Server {
 	return srv
 }
 
-// Run serves app with the demos' own serving loop, demo.Run, on a fresh
-// loopback port, and returns its ws:// base URL and a stop function. stop
-// does what SIGINT does and returns a channel that gets Run's result once
-// the shutdown is over; clients should read their close frames meanwhile,
+// Run serves app with the demos' own serving loop, demo.Run, configured by
+// cfg (its ShutdownTimeout replaced by Timeout), on a fresh loopback port,
+// and returns its ws:// base URL and a stop function. stop does what
+// SIGINT does and returns a channel that gets Run's result once the
+// shutdown is over; clients should read their close frames meanwhile,
 // since the shutdown waits for their answers.
-func Run(t *testing.T, app *demo.App) (base string, stop func() <-chan error) {
+func Run(t *testing.T, app *demo.App, cfg demo.Config) (base string, stop func() <-chan error) {
 	t.Helper()
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -159,7 +160,8 @@ func Run(t *testing.T, app *demo.App) (base string, stop func() <-chan error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- demo.Run(ctx, ln, app, Timeout, slog.New(slog.DiscardHandler)) }()
+	cfg.ShutdownTimeout = Timeout
+	go func() { done <- demo.Run(ctx, ln, app, &cfg, slog.New(slog.DiscardHandler)) }()
 	t.Cleanup(cancel)
 	return "ws://" + ln.Addr().String(), func() <-chan error {
 		cancel()
