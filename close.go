@@ -181,6 +181,9 @@ func (m *ConnectionManager) readEnded(c *Conn, err error) error {
 		m.startClose(c, closeRequest{abort: true, cause: cause})
 	}
 	close(c.close.readDone)
+	// Whoever started the close may still be taking the connection out of
+	// its rooms: Read fails, and OnClose runs, only once it has left them.
+	<-c.close.detached
 	return cause
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -113,4 +114,49 @@ func TestStartReportsAFailedConnectionToOnClose(t *testing.T) {
 		t.Fatalf("OnClose got %v for a message over the read limit, want ErrProtocol, ErrClosed and status 1009", err)
 	}
 	wantClose(t, cl.waitEnd(), websocket.StatusMessageTooBig, "")
+}
+
+func TestOnCloseRunsAfterTheConnectionLeftItsRooms(t *testing.T) {
+	const conns = 50
+	stillMember := make(chan string, conns)
+	closed := make(chan struct{}, conns)
+	h := startHarness(t, harnessConfig{
+		opts: []Option{WithPing(20*time.Millisecond, 20*time.Millisecond)},
+		handler: func(h *harness, w http.ResponseWriter, r *http.Request) {
+			c, err := h.m.Start(w, r, nil, Hooks{
+				OnOpen: func(c *Conn) {
+					if err := h.m.Join(context.Background(), c, "r"); err != nil {
+						t.Errorf("Join: %v", err)
+					}
+				},
+				OnClose: func(c *Conn, err error) {
+					if slices.Contains(h.m.Members("r"), c) || slices.Contains(c.Rooms(), "r") {
+						stillMember <- c.ID()
+					}
+					closed <- struct{}{}
+				},
+			})
+			if err != nil {
+				h.connectErrs <- err
+				return
+			}
+			h.conns <- c
+		},
+	})
+	// Raw clients that never answer a ping: each is cut by the ping
+	// timer, on a goroutine of its own, while its reader fails.
+	for range conns {
+		h.dialRawWS("")
+	}
+	for range conns {
+		select {
+		case <-closed:
+		case <-time.After(waitTimeout):
+			t.Fatal("not every connection was closed")
+		}
+	}
+	close(stillMember)
+	for id := range stillMember {
+		t.Errorf("OnClose of %s ran while it was still in its room", id)
+	}
 }
