@@ -139,7 +139,7 @@ func TestCloseAfterAcceptClosesWith1008(t *testing.T) {
 		WithAuthenticator(CookieOrToken("session", "token", verifyCredential)),
 		WithAuthFailure(CloseAfterAccept),
 	}})
-	cl := dialClient(t, h.wsURL("token=wrong"), nil)
+	cl := h.dialOnly("token=wrong")
 	cl.start()
 	wantClose(t, cl.waitEnd(), StatusUnauthorized, "unauthorized")
 	if err := <-h.connectErrs; !errors.Is(err, ErrUnauthorized) {
@@ -169,7 +169,7 @@ func TestMiddlewarePutsIdentityInContext(t *testing.T) {
 			},
 		})
 
-		cl := dialClient(t, h.wsURL("token=token-secret"), nil)
+		cl := h.dialOnly("token=token-secret")
 		cl.start()
 		if got := cl.waitTexts(1); got[0] != "token-user" {
 			t.Fatalf("mode %d: Connect's identity %q, want token-user", mode, got[0])
@@ -188,7 +188,7 @@ func TestMiddlewarePutsIdentityInContext(t *testing.T) {
 				t.Fatalf("refused request: %v, want HTTP 403", err)
 			}
 		case CloseAfterAccept:
-			refused := dialClient(t, h.wsURL("token=wrong"), nil)
+			refused := h.dialOnly("token=wrong")
 			refused.start()
 			wantClose(t, refused.waitEnd(), StatusUnauthorized, "unauthorized")
 		}

@@ -414,9 +414,9 @@ func TestCoalescingKeepsOrderTypesAndCounts(t *testing.T) {
 	}
 	var got []string
 	binaries := 0
-	cl.wait("the end marker", func() (bool, string) {
-		return len(cl.msgs) > 0 && cl.msgs[len(cl.msgs)-1].data == "end", ""
-	})
+	for msgs := cl.waitMessages(1); msgs[len(msgs)-1].data != "end"; {
+		msgs = cl.waitMessages(len(msgs) + 1)
+	}
 	for _, m := range cl.messages() {
 		if len(m.data) > 64<<10 {
 			t.Fatalf("a merged message of %d bytes, over 64 KiB", len(m.data))

@@ -2,8 +2,9 @@ package wsroom
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"hash/maphash"
+	"log/slog"
 )
 
 // A Broker carries room broadcasts between the processes (nodes) that share
@@ -12,13 +13,19 @@ import (
 // the subscription after the last local member leaves; it publishes every
 // room broadcast and delivers what arrives to its local members.
 //
-// Payloads are opaque to the broker: the manager encodes an envelope (origin
-// node, sender, room, message type and payload) and decodes it again on
-// delivery (its wire form is described in envelope.go). A payload that does
-// not parse, or carries a text message that is not UTF-8, is counted in
-// [Stats].BrokerMalformed and dropped.
+// Payloads are opaque to the broker: the manager encodes an envelope (its
+// version, the origin node, the room, the message type and payload; see
+// envelope.go) and decodes it again on delivery. A payload that does not
+// parse, comes from a node speaking another envelope version, or carries a
+// text message that is not UTF-8, is counted in [Stats].BrokerMalformed,
+// logged and dropped.
 //
-// Guarantees a Broker must give: messages published to a room by one node
+// The manager never calls a Broker under a lock of its own, and never from
+// a Broadcast: broadcasts go through a bounded queue to one goroutine of the
+// manager's that hands them to Publish in batches (see [WithPublishQueue]),
+// so a broker that is slow or stalled delays no local delivery.
+//
+// Guarantees a Broker must give: payloads published to a room by one node
 // arrive at every subscribed node in publish order; delivery is at most
 // once; after the broker's connection drops and returns, subscriptions come
 // back without any call from the manager. Implementations: [NewMemoryBroker]
@@ -38,12 +45,22 @@ type Broker interface {
 	// then is not delivered (delivery is at most once).
 	Subscribe(ctx context.Context, room string, deliver func(payload []byte)) (Subscription, error)
 
-	// Publish sends payload to every node subscribed to room. Calls for one
-	// room are made one at a time, and their payloads must reach each node
-	// in call order. Publish may return before the payload is sent; it
-	// returns an error when the broker cannot take it (for example while
-	// disconnected).
-	Publish(ctx context.Context, room string, payload []byte) error
+	// Publish sends a batch of publications, each to the nodes subscribed
+	// to its room, in batch order. The manager makes one call at a time,
+	// from one goroutine, and a room's publications must reach each node
+	// in the order of the calls and of each batch. Publish should send a
+	// batch in one round trip where the broker allows it. It returns once
+	// the broker has taken the batch, or an error when it could not; part
+	// of a failed batch may still have been delivered, but nothing is sent
+	// twice. ctx bounds the call. The batch and its payloads are not
+	// reused by the manager: Publish may keep them.
+	Publish(ctx context.Context, batch []Publication) error
+}
+
+// A Publication is one room broadcast on its way to the other nodes.
+type Publication struct {
+	Room    string
+	Payload []byte
 }
 
 // A Subscription is one active [Broker.Subscribe].
@@ -52,42 +69,44 @@ type Subscription interface {
 	Close() error
 }
 
-// subscribe makes sure r is subscribed at the broker. The room's
-// subscription lock is held during Subscribe, so that two joins do not
-// subscribe twice.
+// subscribe makes sure r is subscribed at the broker. The first join calls
+// Subscribe, outside every lock; joins that come meanwhile wait for its
+// result.
 func (m *ConnectionManager) subscribe(ctx context.Context, r *room) error {
-	r.subMu.Lock()
-	defer r.subMu.Unlock()
-	if r.sub != nil {
+	for {
+		r.subMu.Lock()
+		switch {
+		case r.sub != nil:
+			r.subMu.Unlock()
+			return nil
+		case r.subscribing != nil:
+			wait := r.subscribing
+			r.subMu.Unlock()
+			select {
+			case <-wait:
+				continue // subscribed, or failed: then this join tries
+			case <-ctx.Done():
+				return fmt.Errorf("wsroom: subscribe to room %q: %w", r.name, ctx.Err())
+			}
+		}
+		done := make(chan struct{})
+		r.subscribing = done
+		r.subMu.Unlock()
+
+		sub, err := m.cfg.broker.Subscribe(ctx, r.name, func(p []byte) { m.receive(r, p) })
+
+		r.subMu.Lock()
+		if err == nil {
+			r.sub = sub
+		}
+		r.subscribing = nil
+		r.subMu.Unlock()
+		close(done)
+		if err != nil {
+			return fmt.Errorf("wsroom: subscribe to room %q: %w", r.name, err)
+		}
 		return nil
 	}
-	sub, err := m.cfg.broker.Subscribe(ctx, r.name, func(p []byte) { m.receive(r, p) })
-	if err != nil {
-		return fmt.Errorf("wsroom: subscribe to room %q: %w", r.name, err)
-	}
-	r.sub = sub
-	return nil
-}
-
-// publish delivers msg to the room's local members and hands it to the
-// broker. One of 64 locks, chosen by the room's name, is held across both,
-// so that this node's broadcasts to a room reach the broker in the order
-// its local members saw them.
-func (m *ConnectionManager) publish(ctx context.Context, room string, msg Message, except []*Conn) error {
-	lock := &m.publishLocks[maphash.String(m.publishSeed, room)%uint64(len(m.publishLocks))]
-	lock.Lock()
-	defer lock.Unlock()
-	m.deliver(m.lookupRoom(room), msg, except)
-	env := envelope{Node: m.nodeID, Room: room, Message: msg}
-	if len(except) > 0 {
-		env.Sender = except[0].id
-	}
-	if err := m.cfg.broker.Publish(ctx, room, appendEnvelope(nil, env)); err != nil {
-		m.stats.brokerPublishErrors.Add(1)
-		return fmt.Errorf("wsroom: publish to room %q: %w", room, err)
-	}
-	m.stats.brokerPublished.Add(1)
-	return nil
 }
 
 // receive handles a payload the broker delivered on r's subscription. It
@@ -100,7 +119,11 @@ func (m *ConnectionManager) receive(r *room, payload []byte) {
 	}
 	if err != nil {
 		m.stats.brokerMalformed.Add(1)
-		m.cfg.logger.Warn("wsroom: dropped broker message", "room", r.name, "err", err)
+		level := slog.LevelWarn
+		if errors.Is(err, errEnvelopeVersion) {
+			level = slog.LevelError
+		}
+		m.cfg.logger.Log(context.Background(), level, "wsroom: dropped broker message", "room", r.name, "err", err)
 		return
 	}
 	if env.Node == m.nodeID {

@@ -166,12 +166,14 @@ func TestMultiNodeMalformedPayloadIsCountedAndDropped(t *testing.T) {
 		nil,
 		[]byte("garbage"),
 		{envelopeVersion + 1, 0},
+		{1, 0, 1, 'n', 0, 1, 'r', 'x'}, // version 1, which also carried a sender
 		{envelopeVersion, 0x80},
 		{envelopeVersion, 0, 200}, // length past the end
+		{envelopeVersion, 0, 1, 'n', 1, 'r', 0xff}, // text that is not UTF-8
 		appendEnvelope(nil, envelope{Node: "elsewhere", Room: "other-room", Message: Text("misrouted")}),
 	}
 	for _, p := range payloads {
-		if err := cl.broker.Publish(context.Background(), "r", p); err != nil {
+		if err := cl.broker.Publish(context.Background(), []Publication{{Room: "r", Payload: p}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -183,7 +185,7 @@ func TestMultiNodeMalformedPayloadIsCountedAndDropped(t *testing.T) {
 	// A well-formed one from a node outside the cluster is delivered, and
 	// it is the first thing every client gets.
 	valid := appendEnvelope(nil, envelope{Node: "elsewhere", Room: "r", Message: Text("valid")})
-	if err := cl.broker.Publish(context.Background(), "r", valid); err != nil {
+	if err := cl.broker.Publish(context.Background(), []Publication{{Room: "r", Payload: valid}}); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range clients {
@@ -196,7 +198,7 @@ func TestMultiNodeMalformedPayloadIsCountedAndDropped(t *testing.T) {
 func TestEnvelopeRoundTrip(t *testing.T) {
 	tests := []envelope{
 		{Node: "n", Room: "r", Message: Text("hi")},
-		{Node: "node-1", Sender: "conn-9", Room: "röom", Message: Binary([]byte{0, 1, 2})},
+		{Node: "node-1", Room: "röom", Message: Binary([]byte{0, 1, 2})},
 		{Node: "n", Room: "r"},
 	}
 	for _, want := range tests {
@@ -204,7 +206,7 @@ func TestEnvelopeRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("parse %+v: %v", want, err)
 		}
-		if got.Node != want.Node || got.Sender != want.Sender || got.Room != want.Room ||
+		if got.Node != want.Node || got.Room != want.Room ||
 			got.Message.Type() != want.Message.Type() || got.Message.Text() != want.Message.Text() {
 			t.Fatalf("round trip of %+v gave %+v", want, got)
 		}

@@ -69,6 +69,7 @@ type closeState struct {
 	timer    *time.Timer   // the close timeout
 	aborted  bool          // the socket is closed
 	doomed   int64         // bytes held against the budget when a close dropped the queue
+	peer     StatusCode    // the code of the peer's close frame, once received
 }
 
 // Disconnect closes c with code and reason: c leaves every room at once and
@@ -153,6 +154,7 @@ func (m *ConnectionManager) startClose(c *Conn, req closeRequest) {
 func (c *Conn) peerClosed(cp closePayload) error {
 	c.mu.Lock()
 	c.close.received = true
+	c.close.peer = cp.code
 	c.mu.Unlock()
 	c.m.startClose(c, closeRequest{
 		status: cp,
@@ -205,6 +207,7 @@ func (c *Conn) finish() {
 	}
 	c.abortSocket()
 	<-c.close.detached
+	c.m.stats.closed(st.closeCode())
 
 	c.mu.Lock()
 	c.dropQueueLocked()
@@ -216,6 +219,19 @@ func (c *Conn) finish() {
 	c.mu.Unlock()
 	close(c.done)
 	c.m.released(c)
+}
+
+// closeCode is the code of the close handshake that ended the connection:
+// the peer's if it sent its close frame, else ours if we sent one, else
+// 1006 (Abnormal Closure), as a client sees a close without a handshake.
+func (st closeState) closeCode() StatusCode {
+	switch {
+	case st.received:
+		return st.peer
+	case st.sent:
+		return st.status.code
+	}
+	return websocket.StatusAbnormalClosure
 }
 
 // awaitPeerClose waits for the peer's close frame. If nobody is reading

@@ -71,9 +71,7 @@ func TestBinaryMessagesRoundTrip(t *testing.T) {
 	cl, _ := h.dial("")
 	cl.start()
 	payload := []byte{0, 1, 2, 0xff, 0xfe}
-	if err := cl.ws.Write(ctxTimeout(t), websocket.MessageBinary, payload); err != nil {
-		t.Fatalf("write: %v", err)
-	}
+	cl.wc.SendBinary(payload)
 	if typ := <-types; typ != websocket.MessageBinary {
 		t.Fatalf("server read type %v, want binary", typ)
 	}

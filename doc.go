@@ -104,12 +104,12 @@
 //   - A connection that fails in any way leaves every room at once; the
 //     room keeps working for everyone else. No goroutine outlives its
 //     connection.
-//   - No callback of the caller's ([Hooks], an [Authenticator]) runs under
-//     a lock of the manager's, so it may call back into the manager. The
-//     [Broker] is the exception: Subscribe runs under its room's
-//     subscription lock, and Publish under a publish lock that rooms whose
-//     names hash alike share, so a broker call that blocks delays the
-//     joins and broadcasts of those rooms.
+//   - No callback of the caller's ([Hooks], an [Authenticator], a
+//     [Broker]'s methods) runs under a lock of the manager's, so it may call
+//     back into the manager. A broadcast never waits for the broker: it is
+//     delivered locally at once and queued for the broker, which gets it
+//     in batches from a goroutine of the manager's; a stalled broker delays
+//     no local delivery.
 //
 // # Security defaults
 //
@@ -147,11 +147,17 @@
 //
 // With [WithBroker], room broadcasts reach the members of the room in every
 // process that shares the broker: [NewMemoryBroker] within one process (for
-// tests), and the redisbroker and natsbroker modules for Redis Pub/Sub and
-// NATS. A process delivers its own broadcasts to its local members at once
-// and ignores the broker's echo of them; while the broker is down,
-// Broadcast returns an error, local members still get local broadcasts,
-// and WebSocket clients stay connected.
+// tests), and the redisbroker and natsbroker modules for Redis Pub/Sub
+// (Redis Cluster too) and NATS. A process delivers its own broadcasts to its
+// local members at once, queues them for the broker ([WithPublishQueue])
+// and ignores the broker's echo of them. While the broker fails, or its
+// queue is full, Broadcast returns an error matching
+// [ErrBrokerUnavailable], local members still get local broadcasts, and
+// WebSocket clients stay connected. A Broadcast learns of a failure from
+// the last publish that finished, so the one that first reports an outage
+// may come after others that did not reach the broker, and one just after
+// recovery may still report it. Delivery across processes is at most once,
+// in per-room order from each process.
 //
 // # What to reach for
 //
@@ -160,5 +166,8 @@
 //     [ConnectionManager.Join], and [ConnectionManager.Broadcast].
 //   - Everyone connected to this process: [ConnectionManager.BroadcastAll].
 //   - Per-connection state (a nickname, a user record): [Key].
-//   - Counters for dashboards: [ConnectionManager.Stats].
+//   - Counters for dashboards: [ConnectionManager.Stats], or Prometheus
+//     through the github.com/wsroom/wsroom/prometheus module.
+//   - Tests of your own handlers: the [github.com/wsroom/wsroom/wsroomtest]
+//     package.
 package wsroom

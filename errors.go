@@ -41,6 +41,12 @@ var (
 	// connection limit, or a request that is not a WebSocket handshake.
 	ErrRefused = errors.New("wsroom: handshake refused")
 
+	// ErrBrokerUnavailable reports a broadcast that may not reach the
+	// other processes: the publish queue is full ([WithPublishQueue]), or
+	// the broker's last Publish failed. Its local members got it all the
+	// same.
+	ErrBrokerUnavailable = errors.New("wsroom: broker unavailable")
+
 	// ErrProtocol reports a peer that broke RFC 6455: a reserved bit or
 	// opcode, an unmasked frame, a bad fragment sequence or control frame,
 	// an invalid close frame, text that is not UTF-8, or a message over the

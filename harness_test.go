@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsroom/wsroom/wsroomtest"
 	"go.uber.org/goleak"
 )
 
@@ -31,6 +32,7 @@ type harness struct {
 	t   *testing.T
 	m   *ConnectionManager
 	srv *httptest.Server
+	ws  *wsroomtest.Server // the clients' view of srv
 
 	// conns receives each connection the default handler registered, in
 	// the order Connect returned.
@@ -107,6 +109,8 @@ func startHarness(t *testing.T, cfg harnessConfig) *harness {
 	} else {
 		h.srv.Start()
 	}
+	h.ws = wsroomtest.Wrap(t, h.srv)
+	h.ws.Timeout = waitTimeout
 	t.Cleanup(h.close)
 	return h
 }
@@ -184,15 +188,21 @@ func (h *harness) nextConn() *Conn {
 
 // dial opens a client connection and returns it with its server side,
 // registered and in its rooms. The client does not read until start.
-func (h *harness) dial(query string) (*client, *Conn) {
+func (h *harness) dial(query string, opts ...wsroomtest.DialOption) (*client, *Conn) {
 	h.t.Helper()
-	return h.dialWith(query, nil)
+	cl := h.dialOnly(query, opts...)
+	return cl, h.nextConn()
 }
 
-func (h *harness) dialWith(query string, opts *websocket.DialOptions) (*client, *Conn) {
+// dialOnly opens a client connection, paused, without waiting for the
+// server side: for handlers that do not register it.
+func (h *harness) dialOnly(query string, opts ...wsroomtest.DialOption) *client {
 	h.t.Helper()
-	cl := dialClient(h.t, h.wsURL(query), opts)
-	return cl, h.nextConn()
+	path := "/"
+	if query != "" {
+		path += "?" + query
+	}
+	return &client{t: h.t, wc: h.ws.Dial(path, append([]wsroomtest.DialOption{wsroomtest.Paused()}, opts...)...)}
 }
 
 // dialStalling opens a client connection whose socket receive buffer is
@@ -202,20 +212,7 @@ func (h *harness) dialWith(query string, opts *websocket.DialOptions) (*client, 
 // probes and a peer that reads again crawls.
 func (h *harness) dialStalling(query string) (*client, *Conn) {
 	h.t.Helper()
-	dialer := &net.Dialer{}
-	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := dialer.DialContext(ctx, network, addr)
-		if err != nil {
-			return nil, err
-		}
-		if err := conn.(*net.TCPConn).SetReadBuffer(socketBuffer); err != nil {
-			_ = conn.Close()
-			return nil, err
-		}
-		return conn, nil
-	}}
-	h.t.Cleanup(transport.CloseIdleConnections)
-	return h.dialWith(query, &websocket.DialOptions{HTTPClient: &http.Client{Transport: transport}})
+	return h.dial(query, wsroomtest.ReceiveBuffer(socketBuffer))
 }
 
 // dialRaw opens a TCP connection, performs the WebSocket handshake by hand
@@ -268,19 +265,15 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 	return conn, err
 }
 
-// client is a coder/websocket client that, once started, reads every
-// message into a list the test waits on.
+// client is a wsroomtest client dialled paused: it reads nothing until
+// start, and then keeps every message it took, in order, for the tests to
+// wait on.
 type client struct {
 	t  *testing.T
-	ws *websocket.Conn
+	wc *wsroomtest.Client
 
-	startOnce sync.Once
-
-	mu      sync.Mutex
-	msgs    []clientMsg
-	err     error // why reading ended
-	ended   bool
-	changed chan struct{} // closed and replaced whenever msgs or ended change
+	msgs []clientMsg // every message taken so far
+	err  error       // why the connection ended, once it has
 }
 
 type clientMsg struct {
@@ -288,152 +281,57 @@ type clientMsg struct {
 	data string
 }
 
-func dialClient(t *testing.T, url string, opts *websocket.DialOptions) *client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, url, opts)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("dial %s: HTTP %d: %v", url, status, err)
-	}
-	ws.SetReadLimit(64 << 20)
-	cl := &client{t: t, ws: ws, changed: make(chan struct{})}
-	t.Cleanup(func() {
-		_ = ws.CloseNow()
-		cl.start()
-		cl.waitEnd()
-	})
-	return cl
-}
-
 // start begins reading; it may be called more than once.
 func (cl *client) start() *client {
-	cl.startOnce.Do(func() { go cl.readLoop() })
+	cl.wc.Resume()
 	return cl
 }
 
-func (cl *client) readLoop() {
-	for {
-		typ, data, err := cl.ws.Read(context.Background())
-		cl.mu.Lock()
-		if err != nil {
-			cl.err, cl.ended = err, true
-		} else {
-			cl.msgs = append(cl.msgs, clientMsg{typ, string(data)})
-		}
-		close(cl.changed)
-		cl.changed = make(chan struct{})
-		cl.mu.Unlock()
-		if err != nil {
-			return
-		}
-	}
-}
-
-// wait blocks until cond, called under cl.mu, holds. cond returns a
-// non-empty failure to end the wait at once. A wait that fails reports,
-// outside the mutex, what the client had received.
-func (cl *client) wait(what string, cond func() (ok bool, failure string)) {
-	cl.t.Helper()
-	deadline := time.NewTimer(waitTimeout)
-	defer deadline.Stop()
-	for {
-		cl.mu.Lock()
-		ok, failure := cond()
-		changed := cl.changed
-		state := fmt.Sprintf("have %d messages%s, ended=%v, err=%v", len(cl.msgs), lastMessages(cl.msgs), cl.ended, cl.err)
-		cl.mu.Unlock()
-		switch {
-		case ok:
-			return
-		case failure != "":
-			cl.t.Fatalf("client: %s: %s (%s)", what, failure, state)
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			cl.t.Fatalf("client: %s: not within %v (%s)", what, waitTimeout, state)
-		}
-	}
-}
-
-// lastMessages describes the last few messages, for failures.
-func lastMessages(msgs []clientMsg) string {
-	if len(msgs) == 0 {
-		return ""
-	}
-	from := max(0, len(msgs)-3)
-	var b strings.Builder
-	b.WriteString(", the last ")
-	for i, m := range msgs[from:] {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "%.40q", m.data)
-	}
-	return b.String()
-}
-
-// waitMessages waits for n messages and returns them.
+// waitMessages waits until n messages have arrived in all and returns
+// them. It fails, saying what arrived, if they do not within the
+// wsroomtest timeout.
 func (cl *client) waitMessages(n int) []clientMsg {
 	cl.t.Helper()
-	cl.wait(fmt.Sprintf("receive %d messages", n), func() (bool, string) {
-		if len(cl.msgs) < n && cl.ended {
-			return false, "reading ended early"
-		}
-		return len(cl.msgs) >= n, ""
-	})
+	for len(cl.msgs) < n {
+		typ, data := cl.wc.Next()
+		cl.msgs = append(cl.msgs, clientMsg{typ, string(data)})
+	}
 	return cl.messages()
 }
 
 // waitTexts waits for n messages and returns their payloads.
 func (cl *client) waitTexts(n int) []string {
 	cl.t.Helper()
-	msgs := cl.waitMessages(n)
-	texts := make([]string, len(msgs))
-	for i, m := range msgs {
-		texts[i] = m.data
-	}
-	return texts
+	cl.waitMessages(n)
+	return cl.texts()
 }
 
-// waitEnd waits until reading has ended and returns why.
+// waitEnd waits until the connection has ended and returns why, taking the
+// messages that came before it.
 func (cl *client) waitEnd() error {
 	cl.t.Helper()
-	cl.wait("connection ends", func() (bool, string) { return cl.ended, "" })
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return cl.err
+	cl.err = cl.wc.WaitClosed()
+	for {
+		typ, data, ok := cl.wc.TryNext()
+		if !ok {
+			return cl.err
+		}
+		cl.msgs = append(cl.msgs, clientMsg{typ, string(data)})
+	}
 }
 
-func (cl *client) messages() []clientMsg {
-	cl.mu.Lock()
-	defer cl.mu.Unlock()
-	return append([]clientMsg(nil), cl.msgs...)
-}
+func (cl *client) messages() []clientMsg { return append([]clientMsg(nil), cl.msgs...) }
 
 func (cl *client) texts() []string {
-	msgs := cl.messages()
-	texts := make([]string, len(msgs))
-	for i, m := range msgs {
+	texts := make([]string, len(cl.msgs))
+	for i, m := range cl.msgs {
 		texts[i] = m.data
 	}
 	return texts
 }
 
 // send writes a text message from the client.
-func (cl *client) send(s string) {
-	cl.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := cl.ws.Write(ctx, websocket.MessageText, []byte(s)); err != nil {
-		cl.t.Fatalf("client write: %v", err)
-	}
-}
+func (cl *client) send(s string) { cl.wc.Send(s) }
 
 // eventually polls cond until it holds. It is for state that has no event
 // to wait on, such as counters.

@@ -185,6 +185,7 @@ func (c *Conn) writeSocket(p []byte) error {
 	for len(p) > 0 {
 		n, err := c.netConn.Write(p[:min(len(p), chunk)])
 		l.written.Add(uint64(n))
+		c.m.stats.bytesOut.Add(uint64(n))
 		p = p[n:]
 		if err != nil {
 			return err

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/wsroom/wsroom/internal/rawws"
 )
 
@@ -164,10 +163,10 @@ func TestStalledReaderIsCutWithinTheWriteTimeout(t *testing.T) {
 		t.Run(tr.name, func(t *testing.T) {
 			t.Parallel()
 			h := startHarness(t, harnessConfig{tls: useTLS, opts: []Option{WithWriteTimeout(writeTimeout), WithPing(0, 0)}})
-			reader, _ := h.dialWith("room=r", &websocket.DialOptions{HTTPClient: h.srv.Client()})
+			reader, _ := h.dial("room=r")
 			reader.start()
 			// A client that never reads, with the kernel's own buffers.
-			_, c := h.dialWith("room=r", &websocket.DialOptions{HTTPClient: h.srv.Client()})
+			_, c := h.dial("room=r")
 			line := Text(strings.Repeat("s", 1024))
 			sent := 0
 			start := time.Now()

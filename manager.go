@@ -32,6 +32,7 @@ type ConnectionManager struct {
 	conns  map[*Conn]struct{}
 	rooms  map[string]*room
 	closed bool
+	shut   atomic.Bool // closed, read without the lock
 
 	// allMu keeps concurrent BroadcastAll calls in one order.
 	allMu sync.Mutex
@@ -43,9 +44,11 @@ type ConnectionManager struct {
 	doomed      atomic.Int64 // held by connections whose close dropped their queue
 	reaping     atomic.Bool
 
-	// publishLocks keep one node's publishes to a room in broadcast order.
+	// publishLocks keep one node's publications to a room in the order
+	// of its local deliveries (publish.go).
 	publishLocks [64]sync.Mutex
 	publishSeed  maphash.Seed
+	pub          publisher
 
 	stats counters
 }
@@ -66,14 +69,16 @@ func New(opts ...Option) (*ConnectionManager, error) {
 	if nodeID == "" {
 		nodeID = randomID()
 	}
-	return &ConnectionManager{
+	m := &ConnectionManager{
 		cfg:          cfg,
 		nodeID:       nodeID,
 		subprotocols: append(append([]string(nil), cfg.subprotocols...), tokenProtocolName),
 		conns:        make(map[*Conn]struct{}),
 		rooms:        make(map[string]*room),
 		publishSeed:  maphash.MakeSeed(),
-	}, nil
+	}
+	m.pub.idle = sync.NewCond(&m.pub.mu)
+	return m, nil
 }
 
 // NodeID returns the ID this manager puts in broker envelopes.
@@ -92,16 +97,19 @@ func (m *ConnectionManager) released(c *Conn) {
 }
 
 // Shutdown stops the manager: later Connect and Start calls fail with
-// [ErrClosed] (HTTP 503, no upgrade), and every connection leaves its rooms
-// and is closed with 1001 (Going Away), reason "server shutdown", after the
-// messages queued to it are written. Each close is bounded by the close
-// timeout ([WithCloseTimeout]). Shutdown returns nil once every connection
-// is closed and every Start read loop has returned. If ctx ends first, it
-// closes the remaining sockets at once, without a close frame, and returns
-// ctx's error. Shutdown does not close the broker, which the caller owns.
+// [ErrClosed] (HTTP 503, no upgrade), as do later broadcasts, and every
+// connection leaves its rooms and is closed with 1001 (Going Away), reason
+// "server shutdown", after the messages queued to it are written. Each
+// close is bounded by the close timeout ([WithCloseTimeout]). Shutdown
+// returns nil once every connection is closed, every Start read loop has
+// returned and the broadcasts queued for the broker are published. If ctx
+// ends first, it closes the remaining sockets at once, without a close
+// frame, and returns ctx's error. Shutdown does not close the broker, which
+// the caller owns: close it after Shutdown returns.
 func (m *ConnectionManager) Shutdown(ctx context.Context) error {
 	m.mu.Lock()
 	m.closed = true
+	m.shut.Store(true)
 	conns := make([]*Conn, 0, len(m.conns))
 	for c := range m.conns {
 		conns = append(conns, c)
@@ -122,6 +130,9 @@ func (m *ConnectionManager) Shutdown(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if err := m.waitPublished(ctx); err != nil {
+			return fmt.Errorf("wsroom: shutdown: broadcasts not yet published: %w", err)
+		}
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {

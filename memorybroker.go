@@ -42,15 +42,16 @@ func (b *memoryBroker) Subscribe(_ context.Context, room string, deliver func([]
 	return s, nil
 }
 
-func (b *memoryBroker) Publish(ctx context.Context, room string, payload []byte) error {
+func (b *memoryBroker) Publish(ctx context.Context, batch []Publication) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	p := append([]byte(nil), payload...)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for s := range b.subs[room] {
-		s.push(p)
+	for _, p := range batch {
+		for s := range b.subs[p.Room] {
+			s.push(p.Payload)
+		}
 	}
 	return nil
 }

@@ -9,14 +9,16 @@ import (
 
 // Defaults of every option. Each option's doc comment repeats its default.
 const (
-	DefaultQueueMessages = 16384
-	DefaultQueueBytes    = 32 << 20
-	DefaultQueueBudget   = 256 << 20
-	DefaultReadLimit     = 32 << 10
-	DefaultWriteTimeout  = 5 * time.Second
-	DefaultPingInterval  = 20 * time.Second
-	DefaultPingTimeout   = 20 * time.Second
-	DefaultCloseTimeout  = 5 * time.Second
+	DefaultQueueMessages  = 16384
+	DefaultQueueBytes     = 32 << 20
+	DefaultQueueBudget    = 256 << 20
+	DefaultReadLimit      = 32 << 10
+	DefaultWriteTimeout   = 5 * time.Second
+	DefaultPingInterval   = 20 * time.Second
+	DefaultPingTimeout    = 20 * time.Second
+	DefaultCloseTimeout   = 5 * time.Second
+	DefaultPublishQueue   = 16384
+	DefaultPublishTimeout = 5 * time.Second
 )
 
 // SlowConsumerPolicy says what happens when a message is sent to a connection
@@ -70,6 +72,9 @@ type config struct {
 	subprotocols   []string
 	logger         *slog.Logger
 	broker         Broker
+	observer       Observer
+	publishQueue   int
+	publishTimeout time.Duration
 	nodeID         string
 	coalesce       []byte // nil: every message is its own WebSocket message
 }
@@ -77,16 +82,18 @@ type config struct {
 // defaults returns the configuration every option starts from.
 func defaults() config {
 	return config{
-		queueMessages: DefaultQueueMessages,
-		queueBytes:    DefaultQueueBytes,
-		queueBudget:   DefaultQueueBudget,
-		policy:        Evict,
-		readLimit:     DefaultReadLimit,
-		writeTimeout:  DefaultWriteTimeout,
-		pingInterval:  DefaultPingInterval,
-		pingTimeout:   DefaultPingTimeout,
-		closeTimeout:  DefaultCloseTimeout,
-		logger:        slog.New(slog.DiscardHandler),
+		queueMessages:  DefaultQueueMessages,
+		queueBytes:     DefaultQueueBytes,
+		queueBudget:    DefaultQueueBudget,
+		policy:         Evict,
+		readLimit:      DefaultReadLimit,
+		writeTimeout:   DefaultWriteTimeout,
+		pingInterval:   DefaultPingInterval,
+		pingTimeout:    DefaultPingTimeout,
+		closeTimeout:   DefaultCloseTimeout,
+		publishQueue:   DefaultPublishQueue,
+		publishTimeout: DefaultPublishTimeout,
+		logger:         slog.New(slog.DiscardHandler),
 	}
 }
 
@@ -330,6 +337,41 @@ func WithBroker(b Broker) Option {
 			return invalid("nil broker")
 		}
 		c.broker = b
+		return nil
+	}
+}
+
+// WithPublishQueue bounds the broadcasts queued for the [Broker] to
+// broadcasts, and each Broker.Publish call to timeout. A broadcast that
+// finds the queue full is delivered to its local members and fails with
+// [ErrBrokerUnavailable], counted in [Stats].BrokerQueueFull; one Publish
+// that takes longer than timeout fails (its batch counts in
+// [Stats].BrokerPublishErrors) and the next batch goes. Default: 16384
+// broadcasts, 5s.
+func WithPublishQueue(broadcasts int, timeout time.Duration) Option {
+	return func(c *config) error {
+		if broadcasts < 1 || timeout <= 0 {
+			return invalid("publish queue of %d broadcasts, timeout %v: both must be positive", broadcasts, timeout)
+		}
+		c.publishQueue, c.publishTimeout = broadcasts, timeout
+		return nil
+	}
+}
+
+// An Observer is told of what counters cannot say, for metrics: each field
+// is optional, called outside every lock of the manager's, and must be
+// cheap and safe for concurrent use.
+type Observer struct {
+	// Published is called after each Broker.Publish with the number of
+	// broadcasts in its batch, how long it took and its error, from the
+	// manager's publishing goroutine.
+	Published func(broadcasts int, took time.Duration, err error)
+}
+
+// WithObserver sets the manager's [Observer]. Default: none.
+func WithObserver(o Observer) Option {
+	return func(c *config) error {
+		c.observer = o
 		return nil
 	}
 }

@@ -50,17 +50,17 @@ func TestNoGoroutineLeaksAfterManyConnectDisconnectCycles(t *testing.T) {
 	h := newHarness(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	for i := range cycles {
-		cl := dialClient(t, h.wsURL("room=r"), nil)
+		cl := h.dialOnly("room=r")
 		c := h.nextConn()
 		switch i % 3 {
 		case 0: // the client closes
 			cl.start()
-			_ = cl.ws.Close(StatusShutdown, "")
+			_ = cl.wc.CloseWith(StatusShutdown, "")
 		case 1: // the server disconnects
 			h.m.Disconnect(c, websocket.StatusNormalClosure, "")
 			cl.start()
 		default: // the client vanishes
-			_ = cl.ws.CloseNow()
+			cl.wc.Abort()
 		}
 		cl.start()
 		cl.waitEnd()

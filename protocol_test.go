@@ -252,7 +252,7 @@ func TestPeerCloseIsAnsweredInTheMiddleOfABacklog(t *testing.T) {
 	// coder's Close reads and drops data until the server's close frame,
 	// and reports an error unless the close handshake completes.
 	start := time.Now()
-	if err := cl.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+	if err := cl.wc.CloseWith(websocket.StatusNormalClosure, "bye"); err != nil {
 		t.Fatalf("client Close after %v: %v, want a clean close handshake", time.Since(start), err)
 	}
 	waitDone(t, c)
@@ -268,7 +268,7 @@ func TestSendThenCloseAlwaysGetsTheCloseReply(t *testing.T) {
 	for i := range 200 {
 		cl, c := h.dial("")
 		cl.send("one message")
-		if err := cl.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		if err := cl.wc.CloseWith(websocket.StatusNormalClosure, ""); err != nil {
 			t.Fatalf("exchange %d: client Close: %v, want a clean close", i, err)
 		}
 		waitDone(t, c)
@@ -323,8 +323,11 @@ func TestEvictedFlooderIsNotReadAnyFurther(t *testing.T) {
 	}, WithQueueLimit(64, 1<<20), WithCloseTimeout(300*time.Millisecond))
 	// The flooder never reads: the echoes of its own lines fill its
 	// queue and it is evicted, while it keeps sending.
+	// Its receive buffer is fixed, and not below the loopback MSS: a smaller
+	// one makes the kernel drop the server's segments, and with them the
+	// acknowledgements of the flooder's own lines, so that it stops sending.
 	rc, flooder := rec.dialRawWS("")
-	if err := rc.NetConn().(interface{ SetReadBuffer(int) error }).SetReadBuffer(4096); err != nil {
+	if err := rc.NetConn().(interface{ SetReadBuffer(int) error }).SetReadBuffer(socketBuffer); err != nil {
 		t.Fatal(err)
 	}
 	line := rawws.EncodeClient(text(strings.Repeat("f", 1000)))
@@ -345,7 +348,7 @@ func TestEvictedFlooderIsNotReadAnyFurther(t *testing.T) {
 	waitDone(t, flooder)
 	<-flooding
 	if s := rec.m.Stats(); s.Evicted != 1 {
-		t.Fatalf("Evicted = %d, want the flooder", s.Evicted)
+		t.Fatalf("Evicted = %d, want the flooder (it sent %d lines; write timeouts %d; OnClose: %v)", s.Evicted, s.Received, s.WriteTimeouts, <-rec.closeErr)
 	}
 	if err := <-rec.closeErr; !errors.Is(err, ErrSlowConsumer) {
 		t.Fatalf("OnClose got %v, want ErrSlowConsumer", err)

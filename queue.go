@@ -1,6 +1,9 @@
 package wsroom
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // firstRingSize is the size of a queue's first ring. Rings of this size
 // come from a pool and go back to it when the queue empties, so that a
@@ -16,6 +19,29 @@ type queue struct {
 	head  int // index of the oldest message
 	n     int // messages queued
 	bytes int // payload bytes queued
+
+	// depth mirrors n and bytes for Stats, which reads it without the
+	// connection's lock: n in the high 24 bits (saturated), bytes in the
+	// low 40 (saturated).
+	depth atomic.Uint64
+}
+
+const (
+	depthBytesBits = 40
+	depthMaxBytes  = 1<<depthBytesBits - 1
+	depthMaxN      = 1<<(64-depthBytesBits) - 1
+)
+
+// publish stores n and bytes in depth.
+func (q *queue) publish() {
+	q.depth.Store(uint64(min(q.n, depthMaxN))<<depthBytesBits | uint64(min(q.bytes, depthMaxBytes)))
+}
+
+// loadDepth returns the queue's length and bytes as last published, at
+// any time, without the connection's lock.
+func (q *queue) loadDepth() (n, bytes int) {
+	d := q.depth.Load()
+	return int(d >> depthBytesBits), int(d & depthMaxBytes)
 }
 
 // entry is a queued message with its length, kept beside it so that the
@@ -32,6 +58,7 @@ func (q *queue) push(m Message, size int) {
 	q.ring[(q.head+q.n)%len(q.ring)] = entry{m, size}
 	q.n++
 	q.bytes += size
+	q.publish()
 }
 
 func (q *queue) grow() {
@@ -56,6 +83,8 @@ func (q *queue) pop() entry {
 	q.bytes -= e.size
 	if q.n == 0 {
 		q.reset()
+	} else {
+		q.publish()
 	}
 	return e
 }
@@ -73,6 +102,7 @@ func (q *queue) reset() {
 		ringPool.Put((*[firstRingSize]entry)(q.ring))
 	}
 	q.ring, q.head, q.n, q.bytes = nil, 0, 0, 0
+	q.publish()
 }
 
 // pushLocked queues m, of size bytes, whose budget charge the caller has

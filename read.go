@@ -59,6 +59,7 @@ func (c *Conn) Read(ctx context.Context) (Message, error) {
 			return Message{}, c.endRead(err)
 		}
 		if !c.isClosing() {
+			c.m.stats.received.Add(1)
 			return msg, nil
 		}
 		// A message that was still arriving when the close started is
@@ -135,7 +136,7 @@ func (c *Conn) readHeader() (frameHeader, error) {
 	if _, err := io.ReadFull(c.br, b[2:n]); err != nil {
 		return frameHeader{}, unexpectedEOF(err)
 	}
-	c.bytesIn.Add(uint64(n))
+	c.countIn(n)
 	h, ok := parseHeader(b[:n])
 	if !ok {
 		return frameHeader{}, c.protocolError(1002, "frame length with the top bit set")
@@ -164,7 +165,7 @@ func (c *Conn) readPayload(data []byte, h frameHeader, binary bool, text *utf8Ch
 			pos = unmask(chunk, h.key, pos)
 			data = data[:start+n]
 			remaining -= int64(n)
-			c.bytesIn.Add(uint64(n))
+			c.countIn(n)
 			if !binary && !text.next(chunk) {
 				return nil, c.protocolError(1007, "text message is not UTF-8")
 			}
@@ -195,7 +196,7 @@ func (c *Conn) discard(n int64) error {
 	for n > 0 {
 		k, err := c.br.Discard(int(min(n, 1<<20)))
 		n -= int64(k)
-		c.bytesIn.Add(uint64(k))
+		c.countIn(k)
 		if err != nil {
 			return unexpectedEOF(err)
 		}
@@ -216,7 +217,7 @@ func (c *Conn) readControl(h frameHeader) error {
 	if _, err := io.ReadFull(c.br, p); err != nil {
 		return unexpectedEOF(err)
 	}
-	c.bytesIn.Add(uint64(len(p)))
+	c.countIn(len(p))
 	unmask(p, h.key, 0)
 	switch h.opcode {
 	case opPing:
@@ -258,6 +259,12 @@ func (c *Conn) cancelRead(ctx context.Context) {
 	cause := fmt.Errorf("%w: read cancelled: %w", ErrClosed, ctx.Err())
 	c.m.startClose(c, closeRequest{status: closePayload{code: StatusShutdown}, flush: true, cause: cause})
 	_ = c.netConn.SetReadDeadline(time.Unix(1, 0))
+}
+
+// countIn counts bytes read from the socket, for liveness and Stats.
+func (c *Conn) countIn(n int) {
+	c.bytesIn.Add(uint64(n))
+	c.m.stats.bytesIn.Add(uint64(n))
 }
 
 func unexpectedEOF(err error) error {

@@ -101,8 +101,9 @@ type room struct {
 	members []*Conn
 	index   map[*Conn]int // position in members
 
-	subMu sync.Mutex // serialises the broker subscription
-	sub   Subscription
+	subMu       sync.Mutex    // guards sub and subscribing, never held across a broker call
+	sub         Subscription  // nil until subscribed
+	subscribing chan struct{} // closed when a Subscribe in progress ends
 
 	joining int // joins in progress; guarded by the manager's mu
 }

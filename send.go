@@ -92,14 +92,17 @@ func (m *ConnectionManager) SendPersonal(ctx context.Context, c *Conn, msg Messa
 // Broadcast queues msg to every member of the named room, except the
 // connections in except (typically the sender), in this process and, with
 // a [Broker], in every other. It returns once the local queues have msg and
-// the broker has taken it, never waiting for a peer. Every local member
-// sees a room's broadcasts in the same order. A member whose queue is full
-// is handled by the [SlowConsumerPolicy] and does not affect the others.
+// it is queued for the broker, never waiting for a peer or for the broker.
+// Every local member sees a room's broadcasts in the same order, and the
+// broker gets them in that order too. A member whose queue is full is
+// handled by the [SlowConsumerPolicy] and does not affect the others.
 //
-// It fails with [ErrInvalidRoom] for an invalid name and [ErrInvalidUTF8]
-// for a text message that is not UTF-8, sending nothing. With a broker, an
-// error means the broker did not take msg: local members still got it. ctx
-// is checked first and bounds the publish.
+// It fails with [ErrInvalidRoom] for an invalid name, [ErrInvalidUTF8] for
+// a text message that is not UTF-8 and [ErrClosed] after Shutdown, sending
+// nothing. With a broker, an error matching [ErrBrokerUnavailable] means
+// msg may not reach the other processes (the publish queue is full, or the
+// broker's last publish failed); the local members got it all the same.
+// ctx is checked first.
 func (m *ConnectionManager) Broadcast(ctx context.Context, room string, msg Message, except ...*Conn) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -110,11 +113,14 @@ func (m *ConnectionManager) Broadcast(ctx context.Context, room string, msg Mess
 	if err := m.checkSendable(msg); err != nil {
 		return fmt.Errorf("wsroom: broadcast to room %q: %w", room, err)
 	}
+	if m.shut.Load() {
+		return fmt.Errorf("wsroom: broadcast to room %q: %w", room, ErrClosed)
+	}
 	if m.cfg.broker == nil {
 		m.deliver(m.lookupRoom(room), msg, except)
 		return nil
 	}
-	return m.publish(ctx, room, msg, except)
+	return m.publish(room, msg, except)
 }
 
 // BroadcastAll queues msg to every connection of this process, whatever its

@@ -71,7 +71,7 @@ func TestStartRunsHooksInOrder(t *testing.T) {
 	if got := cl.waitTexts(n); !slices.Equal(got, want) {
 		t.Fatalf("echoes %v", got)
 	}
-	if err := cl.ws.Close(websocket.StatusNormalClosure, "done"); err != nil {
+	if err := cl.wc.CloseWith(websocket.StatusNormalClosure, "done"); err != nil {
 		t.Fatalf("client close: %v", err)
 	}
 	if err := <-log.closed; err != nil {
@@ -106,7 +106,7 @@ func TestStartReportsAFailedConnectionToOnClose(t *testing.T) {
 			}
 		},
 	})
-	cl := dialClient(t, h.wsURL(""), nil)
+	cl := h.dialOnly("")
 	cl.start()
 	cl.send("this message is over the limit")
 	err := <-log.closed

@@ -1,6 +1,10 @@
 package wsroom
 
-import "sync/atomic"
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+)
 
 // counters are a manager's running totals.
 type counters struct {
@@ -12,14 +16,37 @@ type counters struct {
 	invalidUTF8, protocolErrors                                                atomic.Uint64
 	pingTimeouts, writeTimeouts, closeTimeouts                                 atomic.Uint64
 	brokerPublished, brokerPublishErrors, brokerReceived, brokerMalformed      atomic.Uint64
+	brokerBatches, brokerQueueFull                                             atomic.Uint64
+	received, bytesIn, bytesOut                                                atomic.Uint64
+
+	closesMu sync.Mutex
+	closes   map[StatusCode]uint64
+}
+
+// closed counts a connection's end by its close code.
+func (s *counters) closed(code StatusCode) {
+	s.closesMu.Lock()
+	defer s.closesMu.Unlock()
+	if s.closes == nil {
+		s.closes = make(map[StatusCode]uint64)
+	}
+	s.closes[code]++
 }
 
 // Stats is a snapshot of a manager's counters. Counts are totals since
-// [New], except Connections, Rooms and QueuedBytes, which are current.
+// [New], except Connections, Rooms, QueuedBytes and the MaxQueue fields,
+// which are current. Stats walks the connections to find the longest
+// queue: it is for dashboards, read every few seconds, not per message.
 type Stats struct {
-	Connections int   // connections registered and not yet closing
-	Rooms       int   // rooms with local members
-	QueuedBytes int64 // payload bytes in queues, each payload counted once (see WithQueueBudget)
+	Connections    int                   // connections registered and not yet closing
+	Rooms          int                   // rooms with local members
+	QueuedBytes    int64                 // payload bytes in queues, each payload counted once (see WithQueueBudget)
+	MaxQueueLength int                   // messages in the longest queue
+	MaxQueueBytes  int                   // payload bytes in the fullest queue
+	Received       uint64                // messages read from peers and returned by Read (or passed to OnMessage)
+	BytesIn        uint64                // bytes read from sockets, frames and control frames included
+	BytesOut       uint64                // bytes written to sockets, frames and control frames included
+	Closes         map[StatusCode]uint64 // connections ended, by the close code of their close handshake; 1006 when there was none
 
 	Accepted         uint64 // connections upgraded
 	RefusedHandshake uint64 // requests that were not a valid handshake, or had an invalid ID
@@ -43,21 +70,37 @@ type Stats struct {
 	CloseTimeouts  uint64 // closes that took the whole close timeout
 
 	BrokerPublished     uint64 // broadcasts the broker took
-	BrokerPublishErrors uint64 // broadcasts the broker refused
+	BrokerBatches       uint64 // Publish calls that succeeded (each carries one or more broadcasts)
+	BrokerPublishErrors uint64 // broadcasts in Publish calls that failed
+	BrokerQueueFull     uint64 // broadcasts not queued for the broker because the publish queue was full
 	BrokerReceived      uint64 // broadcasts from other nodes delivered here
-	BrokerMalformed     uint64 // broker payloads dropped because they did not parse
+	BrokerMalformed     uint64 // broker payloads dropped: not an envelope, another envelope version, or text that is not UTF-8
 }
 
 // Stats returns the manager's counters.
 func (m *ConnectionManager) Stats() Stats {
 	m.mu.RLock()
 	conns := len(m.conns)
+	maxLen, maxBytes := 0, 0
+	for c := range m.conns {
+		n, bytes := c.queue.loadDepth()
+		maxLen, maxBytes = max(maxLen, n), max(maxBytes, bytes)
+	}
 	m.mu.RUnlock()
 	s := &m.stats
+	s.closesMu.Lock()
+	closes := maps.Clone(s.closes)
+	s.closesMu.Unlock()
 	return Stats{
 		Connections:         conns,
 		Rooms:               int(m.activeRooms.Load()),
 		QueuedBytes:         m.queuedBytes.Load(),
+		MaxQueueLength:      maxLen,
+		MaxQueueBytes:       maxBytes,
+		Received:            s.received.Load(),
+		BytesIn:             s.bytesIn.Load(),
+		BytesOut:            s.bytesOut.Load(),
+		Closes:              closes,
 		Accepted:            s.accepted.Load(),
 		RefusedHandshake:    s.refusedHandshake.Load(),
 		RefusedShutdown:     s.refusedShutdown.Load(),
@@ -77,7 +120,9 @@ func (m *ConnectionManager) Stats() Stats {
 		WriteTimeouts:       s.writeTimeouts.Load(),
 		CloseTimeouts:       s.closeTimeouts.Load(),
 		BrokerPublished:     s.brokerPublished.Load(),
+		BrokerBatches:       s.brokerBatches.Load(),
 		BrokerPublishErrors: s.brokerPublishErrors.Load(),
+		BrokerQueueFull:     s.brokerQueueFull.Load(),
 		BrokerReceived:      s.brokerReceived.Load(),
 		BrokerMalformed:     s.brokerMalformed.Load(),
 	}

@@ -4,13 +4,15 @@
 #   ./run.sh [-quick] [-scenarios S1,S4] [-servers melody,chatroom] [-runs 3]
 #            [-client wsroom|gorilla] [-chatroom-flags "-read-limit 65536"]
 #            [-echo-flags "-write-timeout 30s"] [-baseline-rev REV] [-out DIR]
+#            [-charts DIR]
 #
 # Each run starts one server pinned to CPU 0 and the load tool pinned to
 # CPU 1, then kills that server by its PID. S1..S5 run against the chat
 # servers, S6 against echo. -baseline-rev REV also builds the demos from git
 # revision REV and runs them as chatroom@REV, chatroom-coalesce@REV and
 # echo@REV. The markdown tables go to standard output; the raw JSON lines
-# stay in DIR/results.tsv.
+# stay in DIR/results.tsv. -charts DIR also draws DIR/SCENARIO.svg for each
+# chat scenario from them.
 set -euo pipefail
 
 bench_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,10 +27,11 @@ chatroom_flags=""
 echo_flags=""
 baseline_rev=""
 out_dir=""
+charts_dir=""
 port=18400
 
 usage() {
-	sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 }
 
@@ -43,6 +46,7 @@ while (($#)); do
 	-echo-flags) echo_flags=$2; shift ;;
 	-baseline-rev) baseline_rev=$2; shift ;;
 	-out) out_dir=$2; shift ;;
+	-charts) charts_dir=$2; shift ;;
 	-h | -help | --help) usage ;;
 	*) echo "run.sh: unknown flag $1" >&2; usage ;;
 	esac
@@ -56,6 +60,7 @@ case $client in
 wsroom | gorilla) ;;
 *) die "unknown client $client (want wsroom or gorilla)" ;;
 esac
+[[ -z $charts_dir ]] || mkdir -p "$charts_dir" || die "-charts $charts_dir: cannot create it"
 if [[ -n $baseline_rev ]]; then
 	git -C "$repo_dir" rev-parse --verify --quiet "$baseline_rev^{commit}" >/dev/null ||
 		die "-baseline-rev $baseline_rev: not a commit of $repo_dir"
@@ -259,4 +264,7 @@ for scenario in "${scenario_list[@]}"; do
 done
 
 log "raw results: $results"
-"$work/wsroom-benchtable" <"$results"
+table_flags=()
+[[ -z $charts_dir ]] || table_flags=(-charts "$charts_dir")
+"$work/wsroom-benchtable" "${table_flags[@]}" <"$results"
+[[ -z $charts_dir ]] || log "charts: $charts_dir/*.svg"

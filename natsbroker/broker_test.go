@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,9 +47,14 @@ func subscribe(t *testing.T, b *Broker, room string, deliver func([]byte)) wsroo
 
 func publish(t *testing.T, b *Broker, room, payload string) {
 	t.Helper()
-	if err := b.Publish(context.Background(), room, []byte(payload)); err != nil {
+	if err := b.Publish(context.Background(), one(room, payload)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// one is a batch of one publication.
+func one(room, payload string) []wsroom.Publication {
+	return []wsroom.Publication{{Room: room, Payload: []byte(payload)}}
 }
 
 func TestSubscribeDeliversPublishesFromEveryNode(t *testing.T) {
@@ -268,8 +275,10 @@ func TestNewRejectsInvalidOptions(t *testing.T) {
 		})
 	}
 	nc := connect(t, sharedURL)
-	if _, err := New(nc, WithPrefix("my-app.rooms")); err != nil {
+	if b, err := New(nc, WithPrefix("my-app.rooms")); err != nil {
 		t.Errorf("valid prefix refused: %v", err)
+	} else if err := b.Close(); err != nil {
+		t.Error(err)
 	}
 	nc.Close()
 	if _, err := New(nc); !errors.Is(err, nats.ErrConnectionClosed) {
@@ -296,7 +305,7 @@ func TestCloseUnsubscribesAndRefusesFurtherUse(t *testing.T) {
 	if err := sub.Close(); err != nil {
 		t.Fatalf("subscription Close after broker Close: %v", err)
 	}
-	if err := b.Publish(context.Background(), "lobby", nil); !errors.Is(err, wsroom.ErrClosed) {
+	if err := b.Publish(context.Background(), one("lobby", "")); !errors.Is(err, wsroom.ErrClosed) {
 		t.Fatalf("Publish after Close = %v, want ErrClosed", err)
 	}
 	if _, err := b.Subscribe(context.Background(), "lobby", func([]byte) {}); !errors.Is(err, wsroom.ErrClosed) {
@@ -315,7 +324,7 @@ func TestPublishAndSubscribeFailOnClosedConnection(t *testing.T) {
 	b := newBroker(t, nc, testPrefix())
 	sub := subscribe(t, b, "lobby", func([]byte) {})
 	nc.Close()
-	if err := b.Publish(context.Background(), "lobby", []byte("x")); !errors.Is(err, ErrNotConnected) {
+	if err := b.Publish(context.Background(), one("lobby", "x")); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Publish = %v, want ErrNotConnected", err)
 	}
 	if _, err := b.Subscribe(context.Background(), "other", func([]byte) {}); err == nil {
@@ -397,9 +406,188 @@ func TestLoggerReportsAServerThatIsAway(t *testing.T) {
 	sub := subscribe(t, b, "lobby", func([]byte) {})
 	defer sub.Close()
 	logs.Await(t, slog.LevelDebug, "natsbroker: not connected; subscription pending")
-	if err := b.Publish(context.Background(), "lobby", nil); !errors.Is(err, ErrNotConnected) {
+	if err := b.Publish(context.Background(), one("lobby", "")); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("Publish = %v, want ErrNotConnected", err)
 	}
 	nc.Close()
 	logs.Await(t, slog.LevelWarn, "natsbroker: NATS connection closed; publishes fail from now on")
+}
+
+// TestBatchReachesEveryRoomInOrder publishes one batch that interleaves
+// five rooms: each room's subscription gets its own publications in batch
+// order.
+func TestBatchReachesEveryRoomInOrder(t *testing.T) {
+	const rooms, perRoom = 5, 200
+	prefix := testPrefix()
+	a := newBroker(t, connect(t, sharedURL), prefix)
+	b := newBroker(t, connect(t, sharedURL), prefix)
+	got := make([]collector, rooms)
+	for r := range got {
+		got[r] = make(collector, perRoom)
+		defer subscribe(t, a, "room-"+strconv.Itoa(r), got[r].deliver).Close()
+	}
+	var batch []wsroom.Publication
+	for i := range perRoom {
+		for r := range rooms {
+			batch = append(batch, wsroom.Publication{Room: "room-" + strconv.Itoa(r), Payload: []byte(strconv.Itoa(i))})
+		}
+	}
+	if err := b.Publish(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	for r := range rooms {
+		for i := range perRoom {
+			got[r].expect(t, strconv.Itoa(i))
+		}
+	}
+	if s := b.Stats(); s.Published != rooms*perRoom || s.PublishErrors != 0 {
+		t.Fatalf("stats of the publisher: %+v", s)
+	}
+}
+
+// TestBatchStopsAtTheFirstPublicationRefused publishes a batch whose second
+// publication is over the server's payload limit: the first is delivered,
+// the third is never sent, and the error names the room.
+func TestBatchStopsAtTheFirstPublicationRefused(t *testing.T) {
+	prefix := testPrefix()
+	a := newBroker(t, connect(t, sharedURL), prefix)
+	nc := connect(t, sharedURL)
+	b := newBroker(t, nc, prefix)
+	got := make(collector, 4)
+	defer subscribe(t, a, "lobby", got.deliver).Close()
+	huge := make([]byte, nc.MaxPayload()+1)
+	err := b.Publish(context.Background(), []wsroom.Publication{
+		{Room: "lobby", Payload: []byte("first")},
+		{Room: "big", Payload: huge},
+		{Room: "lobby", Payload: []byte("third")},
+	})
+	if !errors.Is(err, nats.ErrMaxPayload) || !strings.Contains(err.Error(), `room "big"`) {
+		t.Fatalf("Publish = %v, want ErrMaxPayload for room \"big\"", err)
+	}
+	publish(t, b, "lobby", "next")
+	got.expect(t, "first")
+	got.expect(t, "next")
+	if s := b.Stats(); s.Published != 1 || s.PublishErrors != 3 {
+		t.Fatalf("Published = %d, PublishErrors = %d; want 1 and 3", s.Published, s.PublishErrors)
+	}
+}
+
+func TestPublishSendsNothingOnceItsContextEnds(t *testing.T) {
+	prefix := testPrefix()
+	a := newBroker(t, connect(t, sharedURL), prefix)
+	b := newBroker(t, connect(t, sharedURL), prefix)
+	got := make(collector, 4)
+	defer subscribe(t, a, "lobby", got.deliver).Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := b.Publish(ctx, one("lobby", "late")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Publish = %v, want context.Canceled", err)
+	}
+	publish(t, b, "lobby", "next")
+	got.expect(t, "next")
+	if s := b.Stats(); s.Published != 1 || s.PublishErrors != 1 {
+		t.Fatalf("Published = %d, PublishErrors = %d; want 1 and 1", s.Published, s.PublishErrors)
+	}
+}
+
+// TestMessagesOlderThanOneDeliveredAreDropped publishes by hand what a
+// broker would, sequence numbers included: a message of a publisher older
+// than one of its messages already delivered is dropped and counted;
+// other publishers', and messages without a valid sequence number, are
+// delivered.
+func TestMessagesOlderThanOneDeliveredAreDropped(t *testing.T) {
+	prefix := testPrefix()
+	a := newBroker(t, connect(t, sharedURL), prefix)
+	got := make(collector, 16)
+	defer subscribe(t, a, "lobby", got.deliver).Close()
+	raw := connect(t, sharedURL)
+	for _, m := range []struct{ seq, payload string }{
+		{"p.2", "two"},
+		{"p.1", "one: older, dropped"},
+		{"p.2", "two again: dropped"},
+		{"q.1", "another publisher"},
+		{"", "no sequence number"},
+		{"p.x", "not a number"},
+		{"p.3", "three"},
+	} {
+		msg := nats.NewMsg(a.Subject("lobby"))
+		msg.Data = []byte(m.payload)
+		if m.seq != "" {
+			msg.Header.Set(seqHeader, m.seq)
+		}
+		if err := raw.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{"two", "another publisher", "no sequence number", "not a number", "three"} {
+		got.expect(t, want)
+	}
+	if s := a.Stats(); s.Received != 7 || s.OutOfOrder != 2 {
+		t.Fatalf("Received = %d, OutOfOrder = %d; want 7 and 2", s.Received, s.OutOfOrder)
+	}
+}
+
+// TestPublicationsCarryTheBrokersSequenceNumber reads a broker's
+// publications with a raw subscriber: each carries the broker's ID and a
+// number that counts its publications from 1, across rooms and batches.
+func TestPublicationsCarryTheBrokersSequenceNumber(t *testing.T) {
+	b := newBroker(t, connect(t, sharedURL), testPrefix())
+	raw := connect(t, sharedURL)
+	msgs := make(chan *nats.Msg, 8)
+	sub, err := raw.ChanSubscribe(b.cfg.prefix+".*", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := raw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "a", "1")
+	if err := b.Publish(context.Background(), []wsroom.Publication{{Room: "b", Payload: []byte("2")}, {Room: "a", Payload: []byte("3")}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		select {
+		case m := <-msgs:
+			if want := b.id + "." + strconv.Itoa(i); m.Header.Get(seqHeader) != want || string(m.Data) != strconv.Itoa(i) {
+				t.Fatalf("message %q with %s %q, want %q", m.Data, seqHeader, m.Header.Get(seqHeader), want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("timed out waiting for message %d", i)
+		}
+	}
+	if len(b.id) != 16 || strings.Contains(b.id, ".") {
+		t.Fatalf("broker ID %q, want 16 hex digits", b.id)
+	}
+}
+
+// TestNewWarnsOfClientOptionsThatFallShort checks the warnings of New for
+// nats.go's defaults and a connection that never reconnects, and that
+// ClientOptions draws none.
+func TestNewWarnsOfClientOptionsThatFallShort(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []nats.Option
+		want []string
+	}{
+		{"client options", ClientOptions(), nil},
+		{"nats.go defaults", nil, []string{
+			"WARN natsbroker: nats.go gives up after 60 reconnection attempts per server and closes the connection for good; use nats.MaxReconnects(-1)",
+			"WARN natsbroker: a server that stops answering is found only after up to 6m0s (nats.PingInterval 2m0s, nats.MaxPingsOutstanding 2); use nats.PingInterval(time.Second) and nats.MaxPingsOutstanding(2)",
+			"WARN natsbroker: a write to a server that stops answering blocks Publish, and the finding of the dead server, for up to 1m0s (nats.FlusherTimeout); use nats.FlusherTimeout(2 * time.Second)",
+		}},
+		{"no reconnect, no pings, no write timeout", append(ClientOptions(), nats.NoReconnect(), nats.PingInterval(0), nats.FlusherTimeout(0)), []string{
+			"WARN natsbroker: reconnection is off (nats.NoReconnect): the first outage closes the connection for good; use natsbroker.ClientOptions",
+			"WARN natsbroker: pings are off (nats.PingInterval): a server that stops answering is never found; use nats.PingInterval(time.Second)",
+			"WARN natsbroker: writes have no timeout (nats.FlusherTimeout): a write to a server that stops answering blocks Publish until the connection is found dead; use nats.FlusherTimeout(2 * time.Second)",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var logs nodetest.Logs
+			newBroker(t, connect(t, sharedURL, tc.opts...), testPrefix(), WithLogger(logs.Logger()))
+			if got := logs.Records(); !slices.Equal(got, tc.want) {
+				t.Fatalf("logged %q, want %q", got, tc.want)
+			}
+		})
+	}
 }

@@ -2,7 +2,6 @@ package natsbroker_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log"
 
@@ -12,15 +11,16 @@ import (
 )
 
 // A node starts even while its NATS server is unreachable: with
-// RetryOnFailedConnect, nats.go keeps connecting in the background. Until
-// it succeeds, Broadcast reports the outage with ErrNotConnected, while the
-// room's members on this node still get the message. Nothing listens on
-// port 1, so this runs without a server.
+// RetryOnFailedConnect, nats.go keeps connecting in the background. A
+// broadcast reaches the room's members on this node at once and is queued
+// for NATS; its publish fails while NATS is away, which the counters show
+// and the next broadcasts report with ErrBrokerUnavailable. Nothing listens
+// on port 1, so this runs without a server.
 func ExampleNew() {
-	nc, err := nats.Connect("nats://127.0.0.1:1",
-		nats.RetryOnFailedConnect(true), // do not fail while the server is away
-		nats.MaxReconnects(-1),          // and never give up: see the package documentation
+	opts := append(natsbroker.ClientOptions(), // reconnect forever, find dead servers fast
+		nats.RetryOnFailedConnect(true), // and do not fail while the server is away
 	)
+	nc, err := nats.Connect("nats://127.0.0.1:1", opts...)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -35,13 +35,16 @@ func ExampleNew() {
 	fmt.Println("the lobby travels on", broker.Subject("lobby"))
 
 	err = m.Broadcast(context.Background(), "lobby", wsroom.Text("hello"))
-	fmt.Println("broadcast while NATS is away:", errors.Is(err, natsbroker.ErrNotConnected))
+	fmt.Println("broadcast while NATS is away:", err)
 
-	// On shutdown, in this order:
+	// On shutdown, in this order. Shutdown hands what is queued to the
+	// broker first.
 	_ = m.Shutdown(context.Background())
+	fmt.Println("publish errors:", m.Stats().BrokerPublishErrors, broker.Stats().PublishErrors)
 	_ = broker.Close()
 	nc.Close()
 	// Output:
 	// the lobby travels on chat.bG9iYnk
-	// broadcast while NATS is away: true
+	// broadcast while NATS is away: <nil>
+	// publish errors: 1 1
 }

@@ -5,103 +5,37 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/nodetest"
 )
 
-const natsServerPath = "/usr/sbin/nats-server"
-
-// natsServer is a nats-server process this test started.
-type natsServer struct {
-	port string
-	cmd  *exec.Cmd
-}
-
-// startNATSServer starts nats-server on 127.0.0.1:port ("" for a free
-// port) and waits until it accepts connections.
-func startNATSServer(t *testing.T, port string) *natsServer {
-	t.Helper()
-	if _, err := os.Stat(natsServerPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s missing (CI=true): %v", natsServerPath, err)
-		}
-		t.Skipf("%s missing; install nats-server to run this test", natsServerPath)
-	}
-	if port == "" {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, port, _ = net.SplitHostPort(l.Addr().String())
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	s := &natsServer{port: port, cmd: exec.Command(natsServerPath, "-a", "127.0.0.1", "-p", port)}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.kill)
-	nodetest.WaitFor(t, "nats-server to accept connections", func() bool {
-		c, err := net.DialTimeout("tcp", "127.0.0.1:"+port, 100*time.Millisecond)
-		if err != nil {
-			return false
-		}
-		_ = c.Close()
-		return true
-	})
-	return s
-}
-
-func (s *natsServer) url() string { return "nats://127.0.0.1:" + s.port }
-
-// kill stops the server by its PID and reaps it; it is idempotent.
-func (s *natsServer) kill() {
-	if s.cmd.ProcessState != nil {
-		return
-	}
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-}
-
 // TestBroadcastsResumeAfterServerRestart kills the NATS server under a
 // two-node cluster and starts it again on the same port. While it is down,
-// Broadcast reports the outage, local members still get local broadcasts
-// and WebSocket clients stay connected; after the restart, broadcasts cross
-// nodes again with no call from the user, including in a room first joined
-// during the outage. Each broker logs the loss and the recovery.
+// publishes fail at once, later broadcasts report it, local members still
+// get local broadcasts and WebSocket clients stay connected; after the
+// restart, broadcasts cross nodes again with no call from the user,
+// including in a room first joined during the outage. Each broker logs the
+// loss and the recovery.
 func TestBroadcastsResumeAfterServerRestart(t *testing.T) {
 	server := startNATSServer(t, "")
-	prefix := testPrefix()
-	reconnect := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(20 * time.Millisecond), nats.ReconnectJitter(0, 0)}
-	var logs0, logs1 nodetest.Logs
-	n0 := nodetest.Start(t, "n0", newBroker(t, connect(t, server.url(), reconnect...), prefix, WithLogger(logs0.Logger())))
-	n1 := nodetest.Start(t, "n1", newBroker(t, connect(t, server.url(), reconnect...), prefix, WithLogger(logs1.Logger())))
-	local := n0.Dial(t, "local", "lobby")
-	remote := n1.Dial(t, "remote", "lobby")
-	n0.Broadcast(t, "lobby", "before")
-	local.Expect(t, "before")
-	remote.Expect(t, "before")
+	n0, n1, logs0, logs1, local, remote := lobbyOnTwoNodes(t, server)
 
 	server.kill()
 	for _, n := range []*nodetest.Node{n0, n1} {
 		nodetest.WaitFor(t, n.Name+" to see the outage", func() bool { return !brokerOf(n).Stats().Connected })
 	}
-	err := n0.Manager.Broadcast(context.Background(), "lobby", wsroom.Text("during"))
-	if !errors.Is(err, ErrNotConnected) {
-		t.Fatalf("Broadcast while NATS is down = %v, want ErrNotConnected", err)
-	}
+	// The broadcast is delivered here and queued; its publish fails at once.
+	n0.Broadcast(t, "lobby", "during")
 	local.Expect(t, "during")
-	if s := n0.Manager.Stats(); s.BrokerPublishErrors != 1 {
-		t.Fatalf("BrokerPublishErrors = %d, want 1", s.BrokerPublishErrors)
+	nodetest.WaitFor(t, "the failed publish to be counted", func() bool { return n0.Manager.Stats().BrokerPublishErrors == 1 })
+	err := n0.Manager.Broadcast(context.Background(), "lobby", wsroom.Text("reported"))
+	if !errors.Is(err, wsroom.ErrBrokerUnavailable) || !errors.Is(err, ErrNotConnected) {
+		t.Fatalf("Broadcast after a failed publish = %v, want ErrBrokerUnavailable and ErrNotConnected", err)
 	}
+	local.Expect(t, "reported")
 	logs0.Await(t, slog.LevelWarn, "natsbroker: NATS connection lost")
 	logs1.Await(t, slog.LevelWarn, "natsbroker: NATS connection lost")
 	// Joining a room not yet subscribed still works during the outage.
@@ -123,6 +57,7 @@ func TestBroadcastsResumeAfterServerRestart(t *testing.T) {
 	}
 
 	// Delivery stays in order from here on.
+	awaitPublished(t, n0, 2) // the Publish that carried the first to cross
 	n0.Broadcast(t, "lobby", "resumed")
 	for _, m := range remote.Until(t, "resumed") {
 		var seq int
@@ -146,4 +81,117 @@ func TestBroadcastsResumeAfterServerRestart(t *testing.T) {
 	}
 	logs0.Await(t, slog.LevelInfo, "natsbroker: NATS connection restored")
 	logs1.Await(t, slog.LevelInfo, "natsbroker: NATS connection restored")
+}
+
+// TestPausedServerIsFoundWithin5s pauses (SIGSTOP) the lone NATS server of
+// two nodes: their connections stay open, and the kernel even takes what
+// they write, but nothing answers, as with a half-open connection. Both
+// must find the connection dead within 5 s; Publish must then fail after
+// its short grace while nats.go tries the paused server again; and both must come back
+// once the server resumes (SIGCONT). A broadcast written to the paused
+// server reaches the other node late or never, but never after a later one.
+func TestPausedServerIsFoundWithin5s(t *testing.T) {
+	server := startNATSServer(t, "")
+	n0, n1, logs0, logs1, local, remote := lobbyOnTwoNodes(t, server)
+
+	paused := time.Now()
+	server.pause(t)
+	n0.Broadcast(t, "lobby", "during") // written to the paused server's socket
+	local.Expect(t, "during")
+	var found []time.Duration
+	for _, n := range []*nodetest.Node{n0, n1} {
+		nodetest.WaitFor(t, n.Name+" to find the paused server dead", func() bool { return !brokerOf(n).Stats().Connected })
+		found = append(found, time.Since(paused))
+	}
+	for i, d := range found {
+		if d > 5*time.Second {
+			t.Errorf("n%d found the paused server dead after %v, want within 5s", i, d)
+		}
+	}
+	logs0.Await(t, slog.LevelWarn, "natsbroker: NATS connection lost")
+	logs1.Await(t, slog.LevelWarn, "natsbroker: NATS connection lost")
+
+	// While the server stays paused, nats.go keeps trying it, and each
+	// attempt holds the connection's lock until nats.Timeout (2 s here)
+	// ends it: Publish must still fail once its reconnectGrace is over.
+	// 2.5 s covers an attempt.
+	pace := time.NewTicker(20 * time.Millisecond)
+	defer pace.Stop()
+	for end := time.Now().Add(2500 * time.Millisecond); time.Now().Before(end); <-pace.C {
+		start := time.Now()
+		err := brokerOf(n0).Publish(context.Background(), one("lobby", "while paused"))
+		if took := time.Since(start); !errors.Is(err, ErrNotConnected) || took > reconnectGrace+200*time.Millisecond {
+			t.Fatalf("Publish while the server is paused = %v after %v, want ErrNotConnected after %v", err, took, reconnectGrace)
+		}
+	}
+
+	resumed := time.Now()
+	server.resume(t)
+	probes := 0
+	probe := func(int) {
+		probes++
+		_ = n0.Manager.Broadcast(context.Background(), "lobby", wsroom.Text(fmt.Sprintf("after %d", probes)))
+	}
+	first := remote.Probe(t, 2*time.Millisecond, probe)
+	if first == "during" {
+		first = remote.Probe(t, 2*time.Millisecond, probe) // delivered late, in order
+	}
+	window := time.Since(resumed)
+	var last int
+	if _, err := fmt.Sscanf(first, "after %d", &last); err != nil {
+		t.Fatalf("first message after the server resumed: %q", first)
+	}
+	t.Logf("paused server found dead after %v (n0) and %v (n1); broadcasts cross again %v after it resumed",
+		found[0].Round(time.Millisecond), found[1].Round(time.Millisecond), window.Round(time.Millisecond))
+
+	awaitPublished(t, n0, 2) // the Publish that carried the first to cross
+	n0.Broadcast(t, "lobby", "resumed")
+	for _, m := range remote.Until(t, "resumed") {
+		var seq int
+		if _, err := fmt.Sscanf(m, "after %d", &seq); err != nil || seq <= last {
+			t.Fatalf("remote got %q after \"after %d\"", m, last)
+		}
+		last = seq
+	}
+	for _, n := range []*nodetest.Node{n0, n1} {
+		// nats.go counts as a reconnection each attempt that opened a TCP
+		// connection, even one the paused server never answered.
+		if s := brokerOf(n).Stats(); s.Reconnects == 0 || !s.Connected {
+			t.Errorf("%s: %+v, want connected again", n.Name, s)
+		}
+	}
+	if !local.Connected() || !remote.Connected() {
+		t.Fatal("a WebSocket closed while the server was paused")
+	}
+	logs0.Await(t, slog.LevelInfo, "natsbroker: NATS connection restored")
+	logs1.Await(t, slog.LevelInfo, "natsbroker: NATS connection restored")
+}
+
+// awaitPublished waits until n's broker has taken count of its broadcasts.
+// A broadcast can reach another node before the Publish that carried it
+// returns, and until then the manager still reports the failure of the
+// Publish before.
+func awaitPublished(t *testing.T, n *nodetest.Node, count uint64) {
+	t.Helper()
+	nodetest.WaitFor(t, fmt.Sprintf("%s to have %d broadcasts published", n.Name, count), func() bool {
+		return n.Manager.Stats().BrokerPublished >= count
+	})
+}
+
+// lobbyOnTwoNodes starts two nodes on server, each with a member of the
+// room lobby (local on n0, remote on n1) and its broker's logs, and checks
+// that a broadcast crosses from n0 to n1 before the test breaks anything.
+func lobbyOnTwoNodes(t *testing.T, server *natsServer) (n0, n1 *nodetest.Node, logs0, logs1 *nodetest.Logs, local, remote *nodetest.Client) {
+	t.Helper()
+	prefix := testPrefix()
+	logs0, logs1 = new(nodetest.Logs), new(nodetest.Logs)
+	n0 = nodetest.Start(t, "n0", newBroker(t, connect(t, server.url(), ClientOptions()...), prefix, WithLogger(logs0.Logger())))
+	n1 = nodetest.Start(t, "n1", newBroker(t, connect(t, server.url(), ClientOptions()...), prefix, WithLogger(logs1.Logger())))
+	local = n0.Dial(t, "local", "lobby")
+	remote = n1.Dial(t, "remote", "lobby")
+	n0.Broadcast(t, "lobby", "before")
+	local.Expect(t, "before")
+	remote.Expect(t, "before")
+	awaitPublished(t, n0, 1)
+	return n0, n1, logs0, logs1, local, remote
 }

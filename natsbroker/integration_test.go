@@ -2,6 +2,7 @@ package natsbroker
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 
 	"github.com/wsroom/wsroom"
@@ -27,6 +28,35 @@ func brokerOf(n *nodetest.Node) *Broker { return n.Broker.(*Broker) }
 // see the same interleaving.
 func TestBroadcastReachesEveryMemberOnEveryNodeOnceInOrder(t *testing.T) {
 	nodetest.CheckOrder(t, newCluster(t, 3), 3, 300)
+}
+
+// TestConcurrentBroadcastsToManyRoomsKeepEachRoomsOrder has three nodes
+// broadcast to each of 50 rooms at once, from one goroutine per node and
+// room: every member of every room, on every node, gets each broadcast
+// exactly once, each node's in the order it made them, and the members of
+// one node all in one order (see nodetest.CheckRoomsOrder). The manager
+// gathers the rooms' broadcasts into batches, so each batch interleaves
+// many rooms.
+func TestConcurrentBroadcastsToManyRoomsKeepEachRoomsOrder(t *testing.T) {
+	nodes := newCluster(t, 3)
+	nodetest.CheckRoomsOrder(t, nodes, manyRooms(50), 2, 20)
+	for _, n := range nodes {
+		if s := n.Manager.Stats(); s.BrokerBatches >= s.BrokerPublished {
+			t.Errorf("%s: %d broadcasts published in %d batches, want batches of more than one", n.Name, s.BrokerPublished, s.BrokerBatches)
+		}
+		if s := brokerOf(n).Stats(); s.OutOfOrder != 0 || s.Dropped != 0 {
+			t.Errorf("%s: %+v, want nothing out of order or dropped", n.Name, s)
+		}
+	}
+}
+
+// manyRooms returns n room names.
+func manyRooms(n int) []string {
+	rooms := make([]string, n)
+	for i := range rooms {
+		rooms[i] = "room-" + strconv.Itoa(i)
+	}
+	return rooms
 }
 
 func TestExceptLeavesTheSenderOutOnEveryNode(t *testing.T) {

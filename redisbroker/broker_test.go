@@ -59,7 +59,7 @@ func TestSubscribeDeliversPublishesOverBothProtocols(t *testing.T) {
 			}
 			defer s.Close()
 			for _, b := range []*Broker{pub, sub} {
-				if err := b.Publish(ctx, "lobby", []byte("hello")); err != nil {
+				if err := publishOne(ctx, b, "lobby", []byte("hello")); err != nil {
 					t.Fatal(err)
 				}
 				if p := got.next(t); string(p) != "hello" {
@@ -69,7 +69,7 @@ func TestSubscribeDeliversPublishesOverBothProtocols(t *testing.T) {
 			// Another room's publish is not delivered: a marker published
 			// after it on the same connection is the next delivery.
 			for _, room := range []string{"other", "lobby"} {
-				if err := pub.Publish(ctx, room, []byte(room)); err != nil {
+				if err := publishOne(ctx, pub, room, []byte(room)); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -106,7 +106,7 @@ func TestPublishRightAfterSubscribeIsNeverMissed(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if err := pub.Publish(ctx, room, []byte(room)); err != nil {
+				if err := publishOne(ctx, pub, room, []byte(room)); err != nil {
 					return err
 				}
 				select {
@@ -150,7 +150,7 @@ func TestSubscriptionsToOneRoomShareOneChannel(t *testing.T) {
 	if n := numSub(t, admin, channel); n != 1 {
 		t.Fatalf("NUMSUB = %d with two subscriptions, want 1", n)
 	}
-	if err := b.Publish(ctx, "shared", []byte("both")); err != nil {
+	if err := publishOne(ctx, b, "shared", []byte("both")); err != nil {
 		t.Fatal(err)
 	}
 	first.next(t)
@@ -162,7 +162,7 @@ func TestSubscriptionsToOneRoomShareOneChannel(t *testing.T) {
 	if n := numSub(t, admin, channel); n != 1 {
 		t.Fatalf("NUMSUB = %d after closing one of two, want 1", n)
 	}
-	if err := b.Publish(ctx, "shared", []byte("second only")); err != nil {
+	if err := publishOne(ctx, b, "shared", []byte("second only")); err != nil {
 		t.Fatal(err)
 	}
 	if p := second.next(t); string(p) != "second only" {
@@ -212,7 +212,7 @@ func TestTenThousandPublishesArriveInOrder(t *testing.T) {
 	}
 	defer s.Close()
 	for i := range n {
-		if err := pub.Publish(ctx, "ordered", []byte(strconv.Itoa(i))); err != nil {
+		if err := publishOne(ctx, pub, "ordered", []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -249,7 +249,7 @@ func TestCloseEndsDeliveriesAndLaterCalls(t *testing.T) {
 	if _, err := b.Subscribe(ctx, "r", got.deliver); !errors.Is(err, wsroom.ErrClosed) {
 		t.Fatalf("Subscribe after Close: %v, want wsroom.ErrClosed", err)
 	}
-	if err := b.Publish(ctx, "r", []byte("x")); !errors.Is(err, wsroom.ErrClosed) {
+	if err := publishOne(ctx, b, "r", []byte("x")); !errors.Is(err, wsroom.ErrClosed) {
 		t.Fatalf("Publish after Close: %v, want wsroom.ErrClosed", err)
 	}
 	nodetest.WaitFor(t, "Redis to drop the closed connection", func() bool {
@@ -266,7 +266,7 @@ func TestWithoutRedisPublishFailsPromptlyAndSubscribeWaits(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Subscribe without Redis: %v, want a pending subscription", err)
 	}
-	if err := b.Publish(ctx, "r", []byte("x")); err == nil {
+	if err := publishOne(ctx, b, "r", []byte("x")); err == nil {
 		t.Fatal("Publish succeeded without Redis")
 	}
 	if d := time.Since(start); d > 2*time.Second {
@@ -318,5 +318,56 @@ func TestChannelNameEscapesAllButPlainBytes(t *testing.T) {
 		if got := channelName("p:", tc.room); got != tc.want {
 			t.Errorf("channelName(%q) = %q, want %q", tc.room, got, tc.want)
 		}
+	}
+}
+
+// A batch is one pipeline: through a proxy that holds every chunk the
+// client sends for 50ms, a batch of 400 publications to four rooms takes
+// about one delay, where one round trip each would take 20s. Each room's
+// publications arrive in batch order.
+func TestBatchIsOneRoundTripInBatchOrder(t *testing.T) {
+	requireRedis(t, sharedAddr)
+	ctx := ctxFor(t)
+	prefix := testPrefix()
+	pub := newBroker(t, newClient(t, slowProxy(t, sharedAddr, 50*time.Millisecond), 0), prefix)
+	sub := newBroker(t, newClient(t, sharedAddr, 0), prefix)
+	rooms := []string{"a", "b", "c", "d"}
+	got := make(map[string]collector)
+	for _, room := range rooms {
+		got[room] = make(collector, 200)
+		s, err := sub.Subscribe(ctx, room, got[room].deliver)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+	}
+	// The connection is dialled and set up through the proxy first.
+	if err := publishOne(ctx, pub, "a", []byte("warm")); err != nil {
+		t.Fatal(err)
+	}
+	got["a"].next(t)
+
+	var batch []wsroom.Publication
+	for i := range 400 {
+		batch = append(batch, wsroom.Publication{Room: rooms[i%len(rooms)], Payload: []byte(strconv.Itoa(i))})
+	}
+	start := time.Now()
+	if err := pub.Publish(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start)
+	t.Logf("a batch of %d through a proxy that delays each chunk 50ms took %v", len(batch), elapsed.Round(time.Millisecond))
+	if elapsed > 2*time.Second {
+		t.Fatalf("a batch of %d took %v: not one round trip", len(batch), elapsed)
+	}
+	for r, room := range rooms {
+		for i := r; i < len(batch); i += len(rooms) {
+			if p := got[room].next(t); string(p) != strconv.Itoa(i) {
+				t.Fatalf("room %s: got %q, want %d", room, p, i)
+			}
+		}
+	}
+	if st := pub.Stats(); st.Published != 401 || st.PublishErrors != 0 {
+		t.Fatalf("publisher stats %+v", st)
 	}
 }

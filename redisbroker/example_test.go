@@ -59,3 +59,27 @@ func ExampleNew() {
 	_ = m.Shutdown(stop)
 	_ = srv.Shutdown(stop)
 }
+
+// On a Redis Cluster, the broker uses sharded Pub/Sub: each room's channel
+// lives on the master that owns its slot, and survives that master's
+// failover to its replica. It needs a cluster to do anything, so it is
+// compiled but not run by go test.
+func ExampleNew_cluster() {
+	client := redis.NewClusterClient(&redis.ClusterOptions{
+		Addrs: []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"},
+	})
+	defer client.Close()
+	broker, err := redisbroker.New(client, redisbroker.WithHealthCheck(time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer broker.Close()
+	m, err := wsroom.New(wsroom.WithBroker(broker))
+	if err != nil {
+		log.Fatal(err)
+	}
+	// ... serve as in the example of New; on shutdown, the manager first:
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = m.Shutdown(ctx)
+}

@@ -39,6 +39,22 @@ func TestBroadcastsReachEveryMemberOnEveryNodeOnceInOrder(t *testing.T) {
 	nodetest.CheckOrder(t, newCluster(t, 3), 2, 200)
 }
 
+// Every node broadcasts to each of 50 rooms at once, from a goroutine per
+// room: every member of every room, on every node, gets each broadcast
+// once, each node's in its order, the members of one node all in one order.
+func TestConcurrentBroadcastsToManyRoomsKeepEachRoomsOrder(t *testing.T) {
+	nodetest.CheckRoomsOrder(t, newCluster(t, 3), manyRooms(50), 2, 20)
+}
+
+// manyRooms returns n room names.
+func manyRooms(n int) []string {
+	rooms := make([]string, n)
+	for i := range rooms {
+		rooms[i] = "room-" + strconv.Itoa(i)
+	}
+	return rooms
+}
+
 func TestExceptLeavesTheSenderOutOnEveryNode(t *testing.T) {
 	nodetest.CheckExcept(t, newCluster(t, 3))
 }

@@ -4,14 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"io"
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/internal/nodetest"
 	"go.uber.org/goleak"
 )
@@ -20,8 +21,16 @@ import (
 const sharedAddr = "127.0.0.1:6379"
 
 func TestMain(m *testing.M) {
+	// go-redis logs every failed dial of its pools; the tests that stop
+	// servers make many, and say themselves what went wrong.
+	redis.SetLogger(quietLogger{})
 	goleak.VerifyTestMain(m)
 }
+
+// quietLogger discards go-redis's internal log.
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
 
 // requireRedis skips the test when no Redis listens at addr, unless CI is
 // "true", where a missing Redis is a failure.
@@ -91,6 +100,16 @@ func freeAddr(t testing.TB) string {
 // Redis late, as over a slow network.
 func slowProxy(t testing.TB, target string, delay time.Duration) string {
 	t.Helper()
+	return tcpProxy(t, target, func([]byte) bool { time.Sleep(delay); return true }, nil)
+}
+
+// tcpProxy forwards TCP connections from a loopback listener to target,
+// until t ends, and returns the listener's address. Each chunk read from a
+// client is first passed to toServer, each chunk read from target to
+// toClient (nil passes everything); a hook that returns false closes both
+// connections instead of forwarding the chunk.
+func tcpProxy(t testing.TB, target string, toServer, toClient func([]byte) bool) string {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -98,10 +117,19 @@ func slowProxy(t testing.TB, target string, delay time.Duration) string {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
-	track := func(c net.Conn) {
-		mu.Lock()
-		conns = append(conns, c)
-		mu.Unlock()
+	pump := func(dst, src net.Conn, hook func([]byte) bool) {
+		defer wg.Done()
+		defer func() { _ = dst.Close(); _ = src.Close() }()
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := src.Read(buf)
+			if err != nil || (hook != nil && !hook(buf[:n])) {
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
 	}
 	wg.Add(1)
 	go func() {
@@ -116,29 +144,12 @@ func slowProxy(t testing.TB, target string, delay time.Duration) string {
 				_ = client.Close()
 				continue
 			}
-			track(client)
-			track(server)
+			mu.Lock()
+			conns = append(conns, client, server)
+			mu.Unlock()
 			wg.Add(2)
-			go func() {
-				defer wg.Done()
-				_, _ = io.Copy(client, server)
-				_ = client.Close()
-			}()
-			go func() {
-				defer wg.Done()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := client.Read(buf)
-					if err != nil {
-						_ = server.Close()
-						return
-					}
-					time.Sleep(delay)
-					if _, err := server.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
+			go pump(server, client, toServer)
+			go pump(client, server, toClient)
 		}
 	}()
 	t.Cleanup(func() {
@@ -152,3 +163,36 @@ func slowProxy(t testing.TB, target string, delay time.Duration) string {
 	})
 	return l.Addr().String()
 }
+
+// publishOne publishes payload to room with b, as a batch of one.
+func publishOne(ctx context.Context, b *Broker, room string, payload []byte) error {
+	return b.Publish(ctx, []wsroom.Publication{{Room: room, Payload: payload}})
+}
+
+// newRetryingClient returns a client of the Redis at addr that retries a
+// failed command three times, as go-redis does by default, closed when t
+// ends.
+func newRetryingClient(t testing.TB, addr string) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: 3})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// replyDropper forwards TCP connections to a Redis; once armed, it drops
+// the next reply Redis sends and closes that connection, as a network that
+// fails after the command reached Redis.
+type replyDropper struct {
+	addr  string
+	armed atomic.Bool
+}
+
+func newReplyDropper(t testing.TB, target string) *replyDropper {
+	t.Helper()
+	p := &replyDropper{}
+	p.addr = tcpProxy(t, target, nil, func([]byte) bool { return !p.armed.CompareAndSwap(true, false) })
+	return p
+}
+
+// dropNextReply arms the proxy.
+func (p *replyDropper) dropNextReply() { p.armed.Store(true) }

@@ -4,7 +4,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/wsroom/wsroom/examples/internal/demotest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // TestItemRefusesWhatIsNotUTF8: item_id, q and the credential are echoed in
@@ -25,14 +25,13 @@ func TestItemRefusesWhatIsNotUTF8(t *testing.T) {
 		{"cookie", "/items/foo/ws", "session=\xff", http.StatusForbidden},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			header := http.Header{}
+			var opts []wsroomtest.DialOption
 			if tc.cookie != "" {
-				header.Set("Cookie", tc.cookie)
+				// Written as is: wsroomtest.Cookie would drop the \xff,
+				// as net/http does.
+				opts = append(opts, wsroomtest.Header("Cookie", tc.cookie))
 			}
-			_, resp, err := demotest.TryDial(demotest.WSURL(srv.URL, tc.path), header)
-			if err == nil || resp == nil || resp.StatusCode != tc.status {
-				t.Fatalf("%v, %v; want HTTP %d", resp, err, tc.status)
-			}
+			srv.ExpectHTTPStatus(tc.path, tc.status, opts...)
 		})
 	}
 }

@@ -1,27 +1,25 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
 	"github.com/wsroom/wsroom/examples/internal/demo"
 	"github.com/wsroom/wsroom/examples/internal/demotest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
-func startServer(t *testing.T) *httptest.Server {
+func startServer(t *testing.T) *wsroomtest.Server {
 	t.Helper()
 	cfg := demo.DefaultConfig()
 	app, err := newApp(&cfg, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := demotest.Serve(t, app)
-	return srv
+	return demotest.Serve(t, app)
 }
 
 // TestItemAuthMatrix replays BEHAVIOUR.md §2 case by case: HTTP 403
@@ -52,32 +50,22 @@ func TestItemAuthMatrix(t *testing.T) {
 		{name: "encoded slash in item ID", path: "/items/a%2Fb/ws?token=abc", lines: []string{"cookie or token value is:abc"}, itemID: "a/b"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			header := http.Header{}
+			var opts []wsroomtest.DialOption
 			if tc.cookie != "" {
-				header.Set("Cookie", tc.cookie)
+				opts = append(opts, wsroomtest.Header("Cookie", tc.cookie))
 			}
-			c, resp, err := demotest.TryDial(demotest.WSURL(srv.URL, tc.path), header)
 			if tc.lines == nil {
-				if err == nil {
-					_ = c.CloseNow()
-					t.Fatal("upgraded, want HTTP 403")
-				}
-				if resp == nil || resp.StatusCode != http.StatusForbidden {
-					t.Fatalf("dial: %v, want HTTP 403", err)
-				}
+				srv.ExpectHTTPStatus(tc.path, http.StatusForbidden, opts...)
 				return
 			}
-			if err != nil {
-				t.Fatalf("dial: %v", err)
-			}
-			defer c.CloseNow()
+			c := srv.Dial(tc.path, opts...)
 			// The credential line is repeated for every message.
 			for _, msg := range []string{"first message", "第二条", ""} {
-				demotest.Send(t, c, msg)
-				demotest.Expect(t, c, tc.lines...)
-				demotest.Expect(t, c, "Message text was: "+msg+", for item ID: "+tc.itemID)
+				c.Send(msg)
+				c.ExpectMessages(tc.lines...)
+				c.ExpectMessage("Message text was: " + msg + ", for item ID: " + tc.itemID)
 			}
-			demotest.Close(t, c)
+			c.Close()
 		})
 	}
 }
@@ -85,37 +73,38 @@ func TestItemAuthMatrix(t *testing.T) {
 // TestItemTwoMebibytes: a 2 MiB message gets its two replies, the second
 // 2,097,188 bytes long as in transcripts.json.
 func TestItemTwoMebibytes(t *testing.T) {
-	srv := startServer(t)
-	c := demotest.Dial(t, demotest.WSURL(srv.URL, "/items/foo/ws?token=abc"), nil)
+	c := startServer(t).Dial("/items/foo/ws?token=abc")
 	big := strings.Repeat("a", 2<<20)
-	demotest.Send(t, c, big)
-	demotest.Expect(t, c, "cookie or token value is:abc")
-	if got := demotest.Read(t, c); len(got) != 2097188 || got != "Message text was: "+big+", for item ID: foo" {
-		t.Fatalf("got %d bytes, want 2097188", len(got))
+	c.Send(big)
+	c.ExpectMessage("cookie or token value is:abc")
+	typ, got := c.Next()
+	if typ != websocket.MessageText || len(got) != 2097188 || string(got) != "Message text was: "+big+", for item ID: foo" {
+		t.Fatalf("got a %v message of %d bytes, want text of 2097188", typ, len(got))
 	}
 }
 
 // TestItemBinaryClosesWith1003: the tutorial dropped the connection (1006)
 // on a binary frame; the demo closes it with 1003.
 func TestItemBinaryClosesWith1003(t *testing.T) {
-	srv := startServer(t)
-	c := demotest.Dial(t, demotest.WSURL(srv.URL, "/items/foo/ws?token=abc"), nil)
-	if err := c.Write(context.Background(), websocket.MessageBinary, []byte{0, 1, 2}); err != nil {
-		t.Fatal(err)
-	}
-	demotest.ExpectClose(t, c, websocket.StatusUnsupportedData)
+	c := startServer(t).Dial("/items/foo/ws?token=abc")
+	c.SendBinary([]byte{0, 1, 2})
+	c.ExpectClose(websocket.StatusUnsupportedData)
 }
 
 // TestItemHTTP pins down the plain HTTP answers: an unknown path is a 404,
 // not the tutorial's 403, so a client can tell it from an auth failure.
 func TestItemHTTP(t *testing.T) {
 	srv := startServer(t)
-	demotest.ExpectStatuses(t, srv.URL, map[string]int{
+	for path, status := range map[string]int{
 		"/":                       http.StatusOK,
 		"/nope":                   http.StatusNotFound,
 		"/items/foo":              http.StatusNotFound,
 		"/items//ws?token=abc":    http.StatusNotFound,
 		"/items/foo/ws":           http.StatusForbidden,
 		"/items/foo/ws?token=abc": http.StatusUpgradeRequired,
-	})
+	} {
+		if resp, _ := srv.Get(path); resp.StatusCode != status {
+			t.Errorf("GET %s: HTTP %d, want %d", path, resp.StatusCode, status)
+		}
+	}
 }

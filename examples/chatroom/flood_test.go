@@ -3,23 +3,16 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
-	"context"
-	"encoding/binary"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
 	"github.com/wsroom/wsroom/examples/internal/demo"
 	"github.com/wsroom/wsroom/examples/internal/demotest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // TestChatFloodWithStalledReader replays BEHAVIOUR.md §5, where the
@@ -29,9 +22,9 @@ import (
 // all 5,000 relays in order, the sender gets all its replies, and h10 is
 // dropped (its leave line reaches everyone).
 //
-// The 48 readers parse frames by hand: 240,000 reads through a full
-// client are slow enough under the race detector to turn the healthy
-// readers into stalled ones.
+// The 48 readers read frames raw: 240,000 messages through full clients
+// are slow enough under the race detector to turn the healthy readers into
+// stalled ones.
 func TestChatFloodWithStalledReader(t *testing.T) {
 	const (
 		clients  = 50
@@ -40,9 +33,11 @@ func TestChatFloodWithStalledReader(t *testing.T) {
 		messages = 5000
 	)
 	cfg := demo.DefaultConfig()
-	cfg.PingInterval = 0 // the hand-made readers do not answer pings
+	cfg.PingInterval = 0 // the raw readers do not answer pings
 	srv, m := startServer(t, &cfg)
-	addr := srv.Listener.Addr().String()
+	// A read waits for the flood of every other reader's share of the
+	// machine, under the race detector, on two cores.
+	srv.Timeout = 30 * time.Second
 
 	pad := strings.Repeat("x", 2000)
 	payload := func(k int) string { return fmt.Sprintf("m%05d%s", k, pad) }
@@ -50,25 +45,23 @@ func TestChatFloodWithStalledReader(t *testing.T) {
 	for k := range relays {
 		relays[k] = []byte("h49 发送消息:" + payload(k))
 	}
-	stalledLeft := []byte("h10 离开了聊天室")
+	stalledLeft := "h10 离开了聊天室"
 
-	readers := make([]*bufio.Reader, clients)
-	var senderConn *websocket.Conn
+	readers := make([]*wsroomtest.RawClient, clients)
+	var senderClient *wsroomtest.Client
 	for i := range clients {
 		id := fmt.Sprintf("h%d", i)
 		switch i {
 		case stalled:
-			rawDial(t, addr, "/ws/"+id, 4096)
+			srv.Dial("/ws/"+id, wsroomtest.Paused(), wsroomtest.ReceiveBuffer(4096))
 		case sender:
-			senderConn = join(t, srv, "/ws/"+id)
+			senderClient = srv.Dial("/ws/" + id)
 		default:
-			_, readers[i] = rawDial(t, addr, "/ws/"+id, 0)
+			readers[i] = srv.DialRaw("/ws/" + id)
 		}
 		// h0 sees every join in order: wait for it so that the next
 		// client joins after this one.
-		if err := expectFrame(readers[0], []byte(id+" 进入了聊天室")); err != nil {
-			t.Fatalf("h0: %v", err)
-		}
+		readers[0].ExpectText(id + " 进入了聊天室")
 	}
 
 	var wg sync.WaitGroup
@@ -85,24 +78,26 @@ func TestChatFloodWithStalledReader(t *testing.T) {
 					return
 				}
 			}
-			if err := readFlood(r, relays, stalledLeft); err != nil {
+			if err := readFlood(r, relays, []byte(stalledLeft)); err != nil {
 				errs <- fmt.Errorf("h%d: %w", i, err)
 			}
 		})
 	}
-	wg.Go(func() {
-		if err := readSenderFlood(senderConn, messages, payload, string(stalledLeft)); err != nil {
-			errs <- fmt.Errorf("h49: %w", err)
-		}
-	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
 	for k := range messages {
-		if err := senderConn.Write(ctx, websocket.MessageText, []byte(payload(k))); err != nil {
-			t.Fatalf("send %d: %v", k, err)
-		}
+		senderClient.Send(payload(k))
 	}
+	// The sender's client has queued what it received meanwhile.
+	expectAround(t, senderClient, 1+2*messages, func(i int) string {
+		switch {
+		case i == 0:
+			return "h49 进入了聊天室"
+		case i%2 == 1:
+			return "h49 发送消息:" + payload(i/2)
+		default:
+			return "服务端回复h49:你发送的信息是:" + payload(i/2-1)
+		}
+	}, stalledLeft)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -113,146 +108,42 @@ func TestChatFloodWithStalledReader(t *testing.T) {
 	}
 }
 
-// readFlood reads the relays in order, with the line extra exactly once
-// anywhere among them.
-func readFlood(r *bufio.Reader, relays [][]byte, extra []byte) error {
-	var buf []byte
+// readFlood reads the relays in order, with the text extra exactly once
+// anywhere among them or right after them.
+func readFlood(r *wsroomtest.RawClient, relays [][]byte, extra []byte) error {
 	seenExtra := false
 	for k := 0; k < len(relays) || !seenExtra; {
-		var err error
-		buf, err = readFrame(r, buf)
+		text, err := readText(r)
 		if err != nil {
 			return fmt.Errorf("after %d relays: %w", k, err)
 		}
-		if !seenExtra && bytes.Equal(buf, extra) {
+		if !seenExtra && bytes.Equal(text, extra) {
 			seenExtra = true
 			continue
 		}
-		if k == len(relays) || !bytes.Equal(buf, relays[k]) {
-			return fmt.Errorf("relay %d: got %s", k, demotest.Abbrev(string(buf)))
+		if k == len(relays) || !bytes.Equal(text, relays[k]) {
+			return fmt.Errorf("relay %d: got %s", k, demotest.Abbrev(string(text)))
 		}
 		k++
 	}
 	return nil
 }
 
-// readSenderFlood is readFlood for the sender, whose every relay is
-// followed by its personal reply.
-func readSenderFlood(c *websocket.Conn, messages int, payload func(int) string, extra string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	seenExtra := false
-	next := func() (string, error) {
-		for {
-			_, data, err := c.Read(ctx)
-			if err != nil {
-				return "", err
-			}
-			if !seenExtra && string(data) == extra {
-				seenExtra = true
-				continue
-			}
-			return string(data), nil
-		}
-	}
-	if got, err := next(); err != nil || got != "h49 进入了聊天室" {
-		return fmt.Errorf("got %s, %v; want its join line", demotest.Abbrev(got), err)
-	}
-	for k := range messages {
-		for _, want := range []string{"h49 发送消息:" + payload(k), "服务端回复h49:你发送的信息是:" + payload(k)} {
-			got, err := next()
-			if err != nil {
-				return fmt.Errorf("message %d: %w", k, err)
-			}
-			if got != want {
-				return fmt.Errorf("message %d: got %s, want %s", k, demotest.Abbrev(got), demotest.Abbrev(want))
-			}
-		}
-	}
-	if !seenExtra {
-		_, data, err := c.Read(ctx)
-		if err != nil {
-			return err
-		}
-		if string(data) != extra {
-			return fmt.Errorf("got %s after the flood, want %s", demotest.Abbrev(string(data)), extra)
-		}
-	}
-	return nil
-}
-
-// rawDial opens a WebSocket by hand and returns the socket and a reader
-// positioned after the handshake. A rcvbuf above zero sets the socket's
-// receive buffer before it connects.
-func rawDial(t *testing.T, addr, path string, rcvbuf int) (net.Conn, *bufio.Reader) {
-	t.Helper()
-	var d net.Dialer
-	if rcvbuf > 0 {
-		d.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			if err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-			}); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	conn, err := d.Dial("tcp", addr)
+// readText reads one frame, which must be a whole text message from the
+// server.
+func readText(r *wsroomtest.RawClient) ([]byte, error) {
+	f, err := r.ReadFrame()
 	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := conn.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	r := bufio.NewReaderSize(conn, 64<<10)
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("%s: HTTP %d", path, resp.StatusCode)
-	}
-	return conn, r
-}
-
-// readFrame reads one unfragmented text message from the server into buf.
-func readFrame(r *bufio.Reader, buf []byte) ([]byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return nil, err
 	}
-	if h[0] != 0x81 || h[1]&0x80 != 0 {
-		return nil, fmt.Errorf("frame header %#x %#x: want a final, unmasked text frame", h[0], h[1])
+	if f.Opcode != wsroomtest.OpText || !f.Fin || !f.Unmasked {
+		return nil, fmt.Errorf("got a frame of opcode %d, final %v, unmasked %v: want a final, unmasked text frame", f.Opcode, f.Fin, f.Unmasked)
 	}
-	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var ext [2]byte
-		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			return nil, err
-		}
-		n = uint64(binary.BigEndian.Uint16(ext[:]))
-	case 127:
-		var ext [8]byte
-		if _, err := io.ReadFull(r, ext[:]); err != nil {
-			return nil, err
-		}
-		n = binary.BigEndian.Uint64(ext[:])
-	}
-	if n > 64<<20 {
-		return nil, fmt.Errorf("frame of %d bytes", n)
-	}
-	buf = append(buf[:0], make([]byte, n)...)
-	_, err := io.ReadFull(r, buf)
-	return buf, err
+	return f.Payload, nil
 }
 
-func expectFrame(r *bufio.Reader, want []byte) error {
-	got, err := readFrame(r, nil)
+func expectFrame(r *wsroomtest.RawClient, want []byte) error {
+	got, err := readText(r)
 	if err != nil {
 		return err
 	}

@@ -1,10 +1,11 @@
 // Command chatroom is the tutorial's multi-client chat on wsroom: clients
 // connect to /ws/{client_id}, everyone in the room sees who joins, speaks
 // and leaves, and each sender also gets a personal reply. Beyond the
-// tutorial: rooms (?room=NAME), a member list (GET /members?room=NAME), and
-// fan-out across processes through Redis or NATS (-broker).
+// tutorial: rooms (?room=NAME), a member list (GET /members?room=NAME),
+// fan-out across processes through Redis or NATS (-broker), and Prometheus
+// metrics (-metrics).
 //
-//	go run ./examples/chatroom [-addr 127.0.0.1:8080] [-broker redis://127.0.0.1:6379]
+//	go run ./examples/chatroom [-addr 127.0.0.1:8080] [-broker redis://127.0.0.1:6379] [-metrics 127.0.0.1:9100]
 //
 // Then open http://127.0.0.1:8080/ in several tabs. See README.md.
 package main
@@ -43,13 +44,19 @@ var pageTemplate = template.Must(template.New("index.html").Parse(pageSource))
 func main() {
 	cfg := demo.DefaultConfig()
 	cfg.Register(flag.CommandLine)
-	brokerURL := flag.String("broker", "", "carry room broadcasts between processes through `URL`: redis://HOST:PORT or nats://HOST:PORT (default: this process only)")
+	brokerURL := flag.String("broker", "", "carry room broadcasts between processes through `URL`: "+brokerForms+" (default: this process only)")
 	nodeID := flag.String("node-id", "", "this process's `name` in broker messages; each process sharing a broker needs its own (default: random)")
+	metricsAddr := flag.String("metrics", "", "serve Prometheus metrics at http://`ADDR`/metrics, such as 127.0.0.1:9100 (default: none)")
 	flag.Parse()
 	demo.Main(&cfg, func(log *slog.Logger) (*demo.App, error) {
 		var opts []wsroom.Option
 		if *nodeID != "" {
 			opts = append(opts, wsroom.WithNodeID(*nodeID))
+		}
+		var met *metrics
+		if *metricsAddr != "" {
+			met = newMetrics()
+			opts = append(opts, met.option())
 		}
 		closeBroker := func() error { return nil }
 		if *brokerURL != "" {
@@ -59,6 +66,9 @@ func main() {
 			}
 			opts = append(opts, wsroom.WithBroker(b))
 			closeBroker = closeFn
+			if met != nil {
+				met.watchBroker(b)
+			}
 		}
 		app, err := newApp(&cfg, log, opts...)
 		if err != nil {
@@ -66,6 +76,12 @@ func main() {
 			return nil, err
 		}
 		app.Close = closeBroker
+		if met != nil {
+			if _, err := met.serve(*metricsAddr, app, log); err != nil {
+				_ = closeBroker()
+				return nil, err
+			}
+		}
 		return app, nil
 	})
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -15,11 +12,12 @@ import (
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/examples/internal/demo"
 	"github.com/wsroom/wsroom/examples/internal/demotest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // startServer serves the demo with cfg (the defaults when nil) on an
 // httptest server and returns it with the demo's manager.
-func startServer(t *testing.T, cfg *demo.Config) (*httptest.Server, *wsroom.ConnectionManager) {
+func startServer(t *testing.T, cfg *demo.Config) (*wsroomtest.Server, *wsroom.ConnectionManager) {
 	t.Helper()
 	if cfg == nil {
 		c := demo.DefaultConfig()
@@ -29,13 +27,7 @@ func startServer(t *testing.T, cfg *demo.Config) (*httptest.Server, *wsroom.Conn
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := demotest.Serve(t, app)
-	return srv, app.Manager
-}
-
-func join(t *testing.T, srv *httptest.Server, path string) *websocket.Conn {
-	t.Helper()
-	return demotest.Dial(t, demotest.WSURL(srv.URL, path), nil)
+	return demotest.Serve(t, app), app.Manager
 }
 
 // TestChatTutorialScenario replays BEHAVIOUR.md §3: A, B and C join; B
@@ -45,39 +37,39 @@ func join(t *testing.T, srv *httptest.Server, path string) *websocket.Conn {
 // reply, and a leaver does not get its own leave line.
 func TestChatTutorialScenario(t *testing.T) {
 	srv, _ := startServer(t, nil)
-	a := join(t, srv, "/ws/A")
-	demotest.Expect(t, a, "A 进入了聊天室")
-	b := join(t, srv, "/ws/B")
-	demotest.Expect(t, b, "B 进入了聊天室")
-	demotest.Expect(t, a, "B 进入了聊天室")
-	c := join(t, srv, "/ws/C")
-	demotest.Expect(t, c, "C 进入了聊天室")
-	demotest.Expect(t, a, "C 进入了聊天室")
-	demotest.Expect(t, b, "C 进入了聊天室")
+	a := srv.Dial("/ws/A")
+	a.ExpectMessage("A 进入了聊天室")
+	b := srv.Dial("/ws/B")
+	b.ExpectMessage("B 进入了聊天室")
+	a.ExpectMessage("B 进入了聊天室")
+	c := srv.Dial("/ws/C")
+	c.ExpectMessage("C 进入了聊天室")
+	a.ExpectMessage("C 进入了聊天室")
+	b.ExpectMessage("C 进入了聊天室")
 
-	demotest.Send(t, b, "hi")
-	demotest.Expect(t, b, "B 发送消息:hi", "服务端回复B:你发送的信息是:hi")
-	demotest.Expect(t, a, "B 发送消息:hi")
-	demotest.Expect(t, c, "B 发送消息:hi")
+	b.Send("hi")
+	b.ExpectMessages("B 发送消息:hi", "服务端回复B:你发送的信息是:hi")
+	a.ExpectMessage("B 发送消息:hi")
+	c.ExpectMessage("B 发送消息:hi")
 
-	if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+	if err := c.CloseWith(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close C: %v", err)
 	}
-	demotest.Expect(t, a, "C 离开了聊天室")
-	demotest.Expect(t, b, "C 离开了聊天室")
+	a.ExpectMessage("C 离开了聊天室")
+	b.ExpectMessage("C 离开了聊天室")
 
 	big := strings.Repeat("a", 2<<20)
 	for _, msg := range []string{"你好 🍍", "", big} {
-		demotest.Send(t, a, msg)
-		demotest.Expect(t, a, "A 发送消息:"+msg, "服务端回复A:你发送的信息是:"+msg)
-		demotest.Expect(t, b, "A 发送消息:"+msg)
+		a.Send(msg)
+		a.ExpectMessages("A 发送消息:"+msg, "服务端回复A:你发送的信息是:"+msg)
+		b.ExpectMessage("A 发送消息:" + msg)
 	}
 
-	if err := a.Close(websocket.StatusNormalClosure, ""); err != nil {
+	if err := a.CloseWith(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close A: %v", err)
 	}
-	demotest.Expect(t, b, "A 离开了聊天室")
-	if err := b.Close(websocket.StatusNormalClosure, ""); err != nil {
+	b.ExpectMessage("A 离开了聊天室")
+	if err := b.CloseWith(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("close B: %v", err)
 	}
 }
@@ -87,38 +79,38 @@ func TestChatEnglish(t *testing.T) {
 	cfg := demo.DefaultConfig()
 	cfg.Lang = "en"
 	srv, _ := startServer(t, &cfg)
-	a := join(t, srv, "/ws/A")
-	demotest.Expect(t, a, "A joined the chat")
-	b := join(t, srv, "/ws/B")
-	demotest.Expect(t, a, "B joined the chat")
-	demotest.Send(t, a, "hi")
-	demotest.Expect(t, a, "A says: hi", "Server to A: you sent: hi")
-	demotest.Expect(t, b, "B joined the chat", "A says: hi")
-	demotest.Close(t, a)
-	demotest.Expect(t, b, "A left the chat")
+	a := srv.Dial("/ws/A")
+	a.ExpectMessage("A joined the chat")
+	b := srv.Dial("/ws/B")
+	a.ExpectMessage("B joined the chat")
+	a.Send("hi")
+	a.ExpectMessages("A says: hi", "Server to A: you sent: hi")
+	b.ExpectMessages("B joined the chat", "A says: hi")
+	a.Close()
+	b.ExpectMessage("A left the chat")
 }
 
 // TestChatDuplicateIDs: two clients may share an ID, as in the tutorial,
 // and each is still its own connection.
 func TestChatDuplicateIDs(t *testing.T) {
 	srv, _ := startServer(t, nil)
-	x1 := join(t, srv, "/ws/X")
-	demotest.Expect(t, x1, "X 进入了聊天室")
-	x2 := join(t, srv, "/ws/X")
-	demotest.Expect(t, x2, "X 进入了聊天室")
-	demotest.Expect(t, x1, "X 进入了聊天室")
-	if got := members(t, srv, ""); strings.Join(got, ",") != "X,X" {
+	x1 := srv.Dial("/ws/X")
+	x1.ExpectMessage("X 进入了聊天室")
+	x2 := srv.Dial("/ws/X")
+	x2.ExpectMessage("X 进入了聊天室")
+	x1.ExpectMessage("X 进入了聊天室")
+	if got := roomMembers(t, srv, ""); strings.Join(got, ",") != "X,X" {
 		t.Errorf("members %q, want X twice", got)
 	}
 
-	demotest.Send(t, x1, "yo")
-	demotest.Expect(t, x1, "X 发送消息:yo", "服务端回复X:你发送的信息是:yo")
-	demotest.Expect(t, x2, "X 发送消息:yo")
+	x1.Send("yo")
+	x1.ExpectMessages("X 发送消息:yo", "服务端回复X:你发送的信息是:yo")
+	x2.ExpectMessage("X 发送消息:yo")
 
-	demotest.Close(t, x2)
-	demotest.Expect(t, x1, "X 离开了聊天室")
-	demotest.Send(t, x1, "alone")
-	demotest.Expect(t, x1, "X 发送消息:alone", "服务端回复X:你发送的信息是:alone")
+	x2.Close()
+	x1.ExpectMessage("X 离开了聊天室")
+	x1.Send("alone")
+	x1.ExpectMessages("X 发送消息:alone", "服务端回复X:你发送的信息是:alone")
 }
 
 // TestChatBinaryFrameDoesNotPoisonRoom fixes the tutorial's chat_poison
@@ -126,27 +118,25 @@ func TestChatDuplicateIDs(t *testing.T) {
 // and a later joiner F go on chatting.
 func TestChatBinaryFrameDoesNotPoisonRoom(t *testing.T) {
 	srv, m := startServer(t, nil)
-	d := join(t, srv, "/ws/D")
-	demotest.Expect(t, d, "D 进入了聊天室")
-	e := join(t, srv, "/ws/E")
-	demotest.Expect(t, e, "E 进入了聊天室")
-	demotest.Expect(t, d, "E 进入了聊天室")
+	d := srv.Dial("/ws/D")
+	d.ExpectMessage("D 进入了聊天室")
+	e := srv.Dial("/ws/E")
+	e.ExpectMessage("E 进入了聊天室")
+	d.ExpectMessage("E 进入了聊天室")
 
-	if err := d.Write(context.Background(), websocket.MessageBinary, []byte("\x00\x01binary\xff")); err != nil {
-		t.Fatal(err)
-	}
-	demotest.ExpectClose(t, d, websocket.StatusUnsupportedData)
-	demotest.Expect(t, e, "D 离开了聊天室")
+	d.SendBinary([]byte("\x00\x01binary\xff"))
+	d.ExpectClose(websocket.StatusUnsupportedData)
+	e.ExpectMessage("D 离开了聊天室")
 
-	demotest.Send(t, e, "after")
-	demotest.Expect(t, e, "E 发送消息:after", "服务端回复E:你发送的信息是:after")
+	e.Send("after")
+	e.ExpectMessages("E 发送消息:after", "服务端回复E:你发送的信息是:after")
 
-	f := join(t, srv, "/ws/F")
-	demotest.Expect(t, f, "F 进入了聊天室")
-	demotest.Expect(t, e, "F 进入了聊天室")
-	demotest.Send(t, f, "hello")
-	demotest.Expect(t, f, "F 发送消息:hello", "服务端回复F:你发送的信息是:hello")
-	demotest.Expect(t, e, "F 发送消息:hello")
+	f := srv.Dial("/ws/F")
+	f.ExpectMessage("F 进入了聊天室")
+	e.ExpectMessage("F 进入了聊天室")
+	f.Send("hello")
+	f.ExpectMessages("F 发送消息:hello", "服务端回复F:你发送的信息是:hello")
+	e.ExpectMessage("F 发送消息:hello")
 	if n := len(m.Members(defaultRoom)); n != 2 {
 		t.Errorf("room has %d members, want 2 (E, F)", n)
 	}
@@ -157,67 +147,52 @@ func TestChatBinaryFrameDoesNotPoisonRoom(t *testing.T) {
 // other members get every message.
 func TestChatPeerDyingMidBroadcastSparesSender(t *testing.T) {
 	srv, _ := startServer(t, nil)
-	a := join(t, srv, "/ws/A")
-	demotest.Expect(t, a, "A 进入了聊天室")
-	w := join(t, srv, "/ws/W")
-	demotest.Expect(t, w, "W 进入了聊天室")
-	demotest.Expect(t, a, "W 进入了聊天室")
+	a := srv.Dial("/ws/A")
+	a.ExpectMessage("A 进入了聊天室")
+	w := srv.Dial("/ws/W")
+	w.ExpectMessage("W 进入了聊天室")
+	a.ExpectMessage("W 进入了聊天室")
 
-	var victimConn net.Conn
-	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		victimConn = conn
-		return conn, err
-	}}
-	ctx, cancel := context.WithTimeout(context.Background(), demotest.Timeout)
-	defer cancel()
-	p, _, err := websocket.Dial(ctx, demotest.WSURL(srv.URL, "/ws/P"), &websocket.DialOptions{HTTPClient: &http.Client{Transport: transport}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.CloseNow()
-	demotest.Expect(t, p, "P 进入了聊天室")
-	demotest.Expect(t, a, "P 进入了聊天室")
-	demotest.Expect(t, w, "P 进入了聊天室")
+	p := srv.DialRaw("/ws/P")
+	p.ExpectText("P 进入了聊天室")
+	a.ExpectMessage("P 进入了聊天室")
+	w.ExpectMessage("P 进入了聊天室")
 
 	const n = 200
 	for i := range n {
-		demotest.Send(t, a, msgN(i))
+		a.Send(msgN(i))
 		if i == n/4 {
 			// Reset P's connection (RST, no close frame) while the
 			// sender is mid-stream.
-			if err := victimConn.(*net.TCPConn).SetLinger(0); err != nil {
-				t.Fatal(err)
-			}
-			if err := victimConn.Close(); err != nil {
-				t.Fatal(err)
-			}
+			p.Reset()
 		}
 	}
-	var wantA, wantW []string
-	for i := range n {
-		wantA = append(wantA, "A 发送消息:"+msgN(i), "服务端回复A:你发送的信息是:"+msgN(i))
-		wantW = append(wantW, "A 发送消息:"+msgN(i))
-	}
-	expectAround(t, a, wantA, "P 离开了聊天室")
-	expectAround(t, w, wantW, "P 离开了聊天室")
+	expectAround(t, a, 2*n, func(i int) string {
+		if i%2 == 0 {
+			return "A 发送消息:" + msgN(i/2)
+		}
+		return "服务端回复A:你发送的信息是:" + msgN(i/2)
+	}, "P 离开了聊天室")
+	expectAround(t, w, n, func(i int) string { return "A 发送消息:" + msgN(i) }, "P 离开了聊天室")
 }
 
 func msgN(i int) string { return fmt.Sprintf("m%04d", i) }
 
-// expectAround reads until it has seen want, in order, and the line extra
-// exactly once, anywhere among them.
-func expectAround(t *testing.T, c *websocket.Conn, want []string, extra string) {
+// expectAround checks that the next messages are want(0) to want(n-1), in
+// order, with the text extra exactly once anywhere among them or right
+// after them.
+func expectAround(t *testing.T, c *wsroomtest.Client, n int, want func(i int) string, extra string) {
 	t.Helper()
 	seenExtra := false
-	for i := 0; i < len(want) || !seenExtra; {
-		got := demotest.Read(t, c)
-		if got == extra && !seenExtra {
+	for i := 0; i < n || !seenExtra; {
+		typ, data := c.Next()
+		got := string(data)
+		if typ == websocket.MessageText && got == extra && !seenExtra {
 			seenExtra = true
 			continue
 		}
-		if i == len(want) || got != want[i] {
-			t.Fatalf("after %d of %d messages: got %s", i, len(want), demotest.Abbrev(got))
+		if i == n || typ != websocket.MessageText || got != want(i) {
+			t.Fatalf("after %d of %d messages: got a %v message %s", i, n, typ, demotest.Abbrev(got))
 		}
 		i++
 	}
@@ -227,45 +202,45 @@ func expectAround(t *testing.T, c *websocket.Conn, want []string, extra string) 
 // room's members on this server.
 func TestChatRooms(t *testing.T) {
 	srv, _ := startServer(t, nil)
-	a := join(t, srv, "/ws/A")
-	demotest.Expect(t, a, "A 进入了聊天室")
-	x := join(t, srv, "/ws/X?room=other")
-	demotest.Expect(t, x, "X 进入了聊天室")
-	b := join(t, srv, "/ws/B?room=chat")
-	demotest.Expect(t, b, "B 进入了聊天室")
-	demotest.Expect(t, a, "B 进入了聊天室")
+	a := srv.Dial("/ws/A")
+	a.ExpectMessage("A 进入了聊天室")
+	x := srv.Dial("/ws/X?room=other")
+	x.ExpectMessage("X 进入了聊天室")
+	b := srv.Dial("/ws/B?room=chat")
+	b.ExpectMessage("B 进入了聊天室")
+	a.ExpectMessage("B 进入了聊天室")
 
-	if got := members(t, srv, ""); strings.Join(got, ",") != "A,B" {
+	if got := roomMembers(t, srv, ""); strings.Join(got, ",") != "A,B" {
 		t.Errorf("members of chat: %q", got)
 	}
-	if got := members(t, srv, "other"); strings.Join(got, ",") != "X" {
+	if got := roomMembers(t, srv, "other"); strings.Join(got, ",") != "X" {
 		t.Errorf("members of other: %q", got)
 	}
-	if got := members(t, srv, "empty"); len(got) != 0 {
+	if got := roomMembers(t, srv, "empty"); len(got) != 0 {
 		t.Errorf("members of empty: %q", got)
 	}
 
-	demotest.Send(t, x, "elsewhere")
-	demotest.Expect(t, x, "X 发送消息:elsewhere", "服务端回复X:你发送的信息是:elsewhere")
-	demotest.Close(t, x)
-	demotest.Send(t, a, "here")
+	x.Send("elsewhere")
+	x.ExpectMessages("X 发送消息:elsewhere", "服务端回复X:你发送的信息是:elsewhere")
+	x.Close()
+	a.Send("here")
 	// Neither X's message nor its leave line reached this room.
-	demotest.Expect(t, a, "A 发送消息:here", "服务端回复A:你发送的信息是:here")
-	demotest.Expect(t, b, "A 发送消息:here")
+	a.ExpectMessages("A 发送消息:here", "服务端回复A:你发送的信息是:here")
+	b.ExpectMessage("A 发送消息:here")
 }
 
-func members(t *testing.T, srv *httptest.Server, room string) []string {
+// roomMembers returns the members of room that /members lists.
+func roomMembers(t *testing.T, srv *wsroomtest.Server, room string) []string {
 	t.Helper()
-	resp, err := http.Get(srv.URL + "/members?room=" + room)
-	if err != nil {
-		t.Fatal(err)
+	resp, data := srv.Get("/members?room=" + room)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /members: HTTP %d", resp.StatusCode)
 	}
-	defer resp.Body.Close()
 	var body struct {
 		Room    string   `json:"room"`
 		Members []string `json:"members"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+	if err := json.Unmarshal([]byte(data), &body); err != nil {
 		t.Fatal(err)
 	}
 	if want := cmp(room, defaultRoom); body.Room != want {
@@ -284,7 +259,7 @@ func cmp(s, fallback string) string {
 // TestChatHTTP pins down the plain HTTP answers.
 func TestChatHTTP(t *testing.T) {
 	srv, _ := startServer(t, nil)
-	demotest.ExpectStatuses(t, srv.URL, map[string]int{
+	for path, status := range map[string]int{
 		"/":              http.StatusOK,
 		"/nope":          http.StatusNotFound,
 		"/ws":            http.StatusNotFound,
@@ -293,11 +268,12 @@ func TestChatHTTP(t *testing.T) {
 		"/ws/A":          http.StatusUpgradeRequired,
 		"/ws/A?room=%FF": http.StatusBadRequest,
 		"/members?room=" + strings.Repeat("r", 256): http.StatusBadRequest,
-	})
-	_, resp, err := demotest.TryDial(demotest.WSURL(srv.URL, "/ws/A"), http.Header{"Origin": {"http://evil.example"}})
-	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
-		t.Errorf("foreign Origin: %v, want HTTP 403", err)
+	} {
+		if resp, _ := srv.Get(path); resp.StatusCode != status {
+			t.Errorf("GET %.40s: HTTP %d, want %d", path, resp.StatusCode, status)
+		}
 	}
+	srv.ExpectHTTPStatus("/ws/A", http.StatusForbidden, wsroomtest.Origin("http://evil.example"))
 }
 
 // TestChatShutdownSends1001 stops the demo as SIGINT would: every client
@@ -308,14 +284,14 @@ func TestChatShutdownSends1001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, stop := demotest.Run(t, app, cfg)
-	a := demotest.Dial(t, base+"/ws/A", nil)
-	demotest.Expect(t, a, "A 进入了聊天室")
-	b := demotest.Dial(t, base+"/ws/B?room=other", nil)
-	demotest.Expect(t, b, "B 进入了聊天室")
+	srv, stop := demotest.Run(t, app, cfg)
+	a := srv.Dial("/ws/A")
+	a.ExpectMessage("A 进入了聊天室")
+	b := srv.Dial("/ws/B?room=other")
+	b.ExpectMessage("B 进入了聊天室")
 	done := stop()
-	demotest.ExpectClose(t, a, wsroom.StatusShutdown)
-	demotest.ExpectClose(t, b, wsroom.StatusShutdown)
+	a.ExpectClose(wsroom.StatusShutdown)
+	b.ExpectClose(wsroom.StatusShutdown)
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}

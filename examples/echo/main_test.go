@@ -2,12 +2,10 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -16,18 +14,23 @@ import (
 	"github.com/wsroom/wsroom"
 	"github.com/wsroom/wsroom/examples/internal/demo"
 	"github.com/wsroom/wsroom/examples/internal/demotest"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
-func startServer(t *testing.T, lang string) (*httptest.Server, *demo.App) {
+func startServer(t *testing.T, lang string) *wsroomtest.Server {
 	t.Helper()
 	cfg := demo.DefaultConfig()
 	cfg.Lang = lang
-	app, err := newApp(&cfg, slog.New(slog.DiscardHandler))
+	return serve(t, &cfg)
+}
+
+func serve(t *testing.T, cfg *demo.Config) *wsroomtest.Server {
+	t.Helper()
+	app, err := newApp(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := demotest.Serve(t, app)
-	return srv, app
+	return demotest.Serve(t, app)
 }
 
 // TestEchoRepliesOncePerMessage pins down BEHAVIOUR.md §1: nothing on
@@ -42,20 +45,19 @@ func TestEchoRepliesOncePerMessage(t *testing.T) {
 		{"en", "Message received: "},
 	} {
 		t.Run(tc.lang, func(t *testing.T) {
-			srv, _ := startServer(t, tc.lang)
-			c := demotest.Dial(t, demotest.WSURL(srv.URL, "/ws"), nil)
+			c := startServer(t, tc.lang).Dial("/ws")
 			sent := []string{"hello", "你好，小菠萝 🍍 ünïcødé", ""}
 			for _, s := range sent {
-				demotest.Send(t, c, s)
+				c.Send(s)
 			}
 			for _, s := range sent {
-				demotest.Expect(t, c, tc.prefix+s)
+				c.ExpectMessage(tc.prefix + s)
 			}
 			// The next message after the last reply is the answer to a
 			// new message: no reply was doubled.
-			demotest.Send(t, c, "last")
-			demotest.Expect(t, c, tc.prefix+"last")
-			if err := c.Close(websocket.StatusNormalClosure, ""); err != nil {
+			c.Send("last")
+			c.ExpectMessage(tc.prefix + "last")
+			if err := c.CloseWith(websocket.StatusNormalClosure, ""); err != nil {
 				t.Fatalf("close: %v", err)
 			}
 		})
@@ -65,13 +67,12 @@ func TestEchoRepliesOncePerMessage(t *testing.T) {
 // TestEchoTwoMebibytes: a 2 MiB message comes back whole (2,097,181 bytes
 // with the prefix, as in transcripts.json).
 func TestEchoTwoMebibytes(t *testing.T) {
-	srv, _ := startServer(t, "zh")
-	c := demotest.Dial(t, demotest.WSURL(srv.URL, "/ws"), nil)
+	c := startServer(t, "zh").Dial("/ws")
 	big := strings.Repeat("a", 2<<20)
-	demotest.Send(t, c, big)
-	got := demotest.Read(t, c)
-	if len(got) != 2097181 || got != "小菠萝收到的消息是: "+big {
-		t.Fatalf("got %d bytes, want 2097181", len(got))
+	c.Send(big)
+	typ, got := c.Next()
+	if typ != websocket.MessageText || len(got) != 2097181 || string(got) != "小菠萝收到的消息是: "+big {
+		t.Fatalf("got a %v message of %d bytes, want text of 2097181", typ, len(got))
 	}
 }
 
@@ -80,100 +81,72 @@ func TestEchoTwoMebibytes(t *testing.T) {
 func TestEchoReadLimit(t *testing.T) {
 	cfg := demo.DefaultConfig()
 	cfg.ReadLimit = 1024
-	app, err := newApp(&cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(app.Handler)
-	defer srv.Close()
-	c := demotest.Dial(t, demotest.WSURL(srv.URL, "/ws"), nil)
-	demotest.Send(t, c, strings.Repeat("a", 1024))
-	demotest.Expect(t, c, "小菠萝收到的消息是: "+strings.Repeat("a", 1024))
-	demotest.Send(t, c, strings.Repeat("a", 1025))
-	demotest.ExpectClose(t, c, websocket.StatusMessageTooBig)
+	srv := serve(t, &cfg)
+	c := srv.Dial("/ws")
+	c.Send(strings.Repeat("a", 1024))
+	c.ExpectMessage("小菠萝收到的消息是: " + strings.Repeat("a", 1024))
+	c.Send(strings.Repeat("a", 1025))
+	c.ExpectClose(websocket.StatusMessageTooBig)
 
-	other := demotest.Dial(t, demotest.WSURL(srv.URL, "/ws"), nil)
-	demotest.Send(t, other, "still here")
-	demotest.Expect(t, other, "小菠萝收到的消息是: still here")
+	other := srv.Dial("/ws")
+	other.Send("still here")
+	other.ExpectMessage("小菠萝收到的消息是: still here")
 }
 
 // TestEchoBinaryClosesWith1003: the tutorial crashed on a binary frame
 // (1006, no close frame); the demo closes with 1003 and goes on serving.
 func TestEchoBinaryClosesWith1003(t *testing.T) {
-	srv, _ := startServer(t, "zh")
-	c := demotest.Dial(t, demotest.WSURL(srv.URL, "/ws"), nil)
-	if err := c.Write(context.Background(), websocket.MessageBinary, []byte("\x00\x01binary\xff")); err != nil {
-		t.Fatal(err)
-	}
-	demotest.ExpectClose(t, c, websocket.StatusUnsupportedData)
+	srv := startServer(t, "zh")
+	c := srv.Dial("/ws")
+	c.SendBinary([]byte("\x00\x01binary\xff"))
+	c.ExpectClose(websocket.StatusUnsupportedData)
 
-	other := demotest.Dial(t, demotest.WSURL(srv.URL, "/ws"), nil)
-	demotest.Send(t, other, "hello")
-	demotest.Expect(t, other, "小菠萝收到的消息是: hello")
+	other := srv.Dial("/ws")
+	other.Send("hello")
+	other.ExpectMessage("小菠萝收到的消息是: hello")
 }
 
 // TestEchoHTTP pins down the plain HTTP answers: the page at /, 404 for
 // unknown paths (the tutorial answered 403), 426 for a GET on /ws that is
-// not a handshake, 403 for a foreign Origin.
+// not a handshake, 403 for a handshake from a foreign Origin, 404 for a
+// handshake to an unknown path.
 func TestEchoHTTP(t *testing.T) {
-	srv, _ := startServer(t, "zh")
+	srv := startServer(t, "zh")
 	for _, tc := range []struct {
 		name   string
 		path   string
-		header http.Header
 		status int
 	}{
-		{"page", "/", nil, http.StatusOK},
-		{"unknown path", "/nope", nil, http.StatusNotFound},
-		{"unknown ws path", "/ws/extra", nil, http.StatusNotFound},
-		{"plain GET on /ws", "/ws", nil, http.StatusUpgradeRequired},
-		{"foreign origin", "/ws", handshake("http://evil.example"), http.StatusForbidden},
-		{"handshake to unknown path", "/nope", handshake(""), http.StatusNotFound},
+		{"unknown path", "/nope", http.StatusNotFound},
+		{"unknown ws path", "/ws/extra", http.StatusNotFound},
+		{"plain GET on /ws", "/ws", http.StatusUpgradeRequired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodGet, srv.URL+tc.path, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.header {
-				req.Header[k] = v
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != tc.status {
+			if resp, _ := srv.Get(tc.path); resp.StatusCode != tc.status {
 				t.Fatalf("HTTP %d, want %d", resp.StatusCode, tc.status)
-			}
-			if tc.path == "/" {
-				if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
-					t.Errorf("Content-Type %q", ct)
-				}
-				for _, id := range []string{`id="messageText"`, `id="messages"`, `id="status"`} {
-					if !strings.Contains(string(body), id) {
-						t.Errorf("page lacks %s", id)
-					}
-				}
 			}
 		})
 	}
-}
-
-// handshake returns the headers of a WebSocket handshake, with an Origin
-// when origin is not empty.
-func handshake(origin string) http.Header {
-	h := http.Header{
-		"Connection":            {"Upgrade"},
-		"Upgrade":               {"websocket"},
-		"Sec-Websocket-Version": {"13"},
-		"Sec-Websocket-Key":     {"dGhlIHNhbXBsZSBub25jZQ=="},
-	}
-	if origin != "" {
-		h.Set("Origin", origin)
-	}
-	return h
+	t.Run("page", func(t *testing.T) {
+		resp, body := srv.Get("/")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("HTTP %d, want 200", resp.StatusCode)
+		}
+		if ct := resp.Header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		for _, id := range []string{`id="messageText"`, `id="messages"`, `id="status"`} {
+			if !strings.Contains(body, id) {
+				t.Errorf("page lacks %s", id)
+			}
+		}
+	})
+	t.Run("foreign origin", func(t *testing.T) {
+		srv.ExpectHTTPStatus("/ws", http.StatusForbidden, wsroomtest.Origin("http://evil.example"))
+	})
+	t.Run("handshake to unknown path", func(t *testing.T) {
+		srv.ExpectHTTPStatus("/nope", http.StatusNotFound)
+	})
 }
 
 // TestEchoShutdownSends1001 runs the demo's serving loop and stops it as
@@ -184,12 +157,12 @@ func TestEchoShutdownSends1001(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, stop := demotest.Run(t, app, cfg)
-	c := demotest.Dial(t, base+"/ws", nil)
-	demotest.Send(t, c, "before")
-	demotest.Expect(t, c, "小菠萝收到的消息是: before")
+	srv, stop := demotest.Run(t, app, cfg)
+	c := srv.Dial("/ws")
+	c.Send("before")
+	c.ExpectMessage("小菠萝收到的消息是: before")
 	done := stop()
-	demotest.ExpectClose(t, c, wsroom.StatusShutdown)
+	c.ExpectClose(wsroom.StatusShutdown)
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
 	}
@@ -206,8 +179,8 @@ func TestEchoServerBounds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, _ := demotest.Run(t, app, cfg)
-	addr := strings.TrimPrefix(base, "ws://")
+	srv, _ := demotest.Run(t, app, cfg)
+	addr := srv.Addr()
 
 	for name, req := range map[string]string{
 		"100 KiB cookie": "GET / HTTP/1.1\r\nHost: " + addr + "\r\nCookie: c=" + strings.Repeat("x", 100<<10) + "\r\n\r\n",

@@ -6,10 +6,14 @@
 // with the adapter's broker, served by an httptest server. [Node.Dial]
 // connects a [Client], a WebSocket client whose messages a goroutine of its
 // own reads into a queue, and returns once the node has joined it to its
-// rooms. The Check functions ([CheckOrder], [CheckExcept],
-// [CheckJoinThenBroadcast]) run the cross-node scenarios that every
-// [wsroom.Broker] must pass, asserting only what the clients receive and
-// what the managers count. [Logs] records what a broker logs.
+// rooms. The Check functions ([CheckOrder], [CheckRoomsOrder],
+// [CheckExcept], [CheckJoinThenBroadcast]) run the cross-node scenarios
+// that every [wsroom.Broker] must pass, asserting only what the clients
+// receive and what the managers count. For failure tests, where messages
+// may be lost, [Client.TakeRoomMessages] and [Sequences.Check] check that
+// what did arrive came once and in order, and [ProbeEach] times the
+// recovery of several paths between nodes. [Logs] records what a broker
+// logs.
 //
 // Every wait is bounded by [Timeout]: a message that does not come fails
 // the test with what the client did receive, and nothing hangs. Whatever a

@@ -4,12 +4,16 @@
 // Chat scenarios share one table; echo scenarios (wsroom-load -mode echo,
 // run.sh's S6) follow in a second one with their own columns.
 //
+// With -charts DIR it also draws, for each chat scenario with deliveries,
+// DIR/SCENARIO.svg: horizontal bars of the median deliveries/s and the
+// median p99 latency of each server, the medians the table shows.
+//
 // Input lines, on standard input, are "SCENARIO<TAB>SERVER<TAB>JSON", where
 // JSON is one line printed by wsroom-load.
 //
 // Usage:
 //
-//	wsroom-benchtable [-baseline melody] < results.tsv
+//	wsroom-benchtable [-baseline melody] [-charts DIR] [-highlight chatroom,chatroom-coalesce] [-category server] < results.tsv
 package main
 
 import (
@@ -28,8 +32,14 @@ import (
 	"github.com/wsroom/wsroom/bench/internal/load"
 )
 
-// baseline is the server every other is compared with.
-var baseline = flag.String("baseline", "melody", "the `server` every other is compared with")
+var (
+	// baseline is the server every other is compared with.
+	baseline  = flag.String("baseline", "melody", "the `server` every other is compared with")
+	chartsDir = flag.String("charts", "", "also write one SVG chart per chat scenario into `DIR`")
+	highlight = flag.String("highlight", "chatroom,chatroom-coalesce",
+		"comma-separated `servers` whose bars are drawn as wsroom's (NAME@REV too); * for all")
+	category = flag.String("category", "server", "what the charts' bars stand for, `word` of the axis title")
+)
 
 // column is one metric of a table: a number whose median over the runs is
 // shown, or, when text is set, a text made from all the runs.
@@ -49,11 +59,17 @@ func num(header string, value func(load.Result) float64, format string, ratio bo
 	return column{header: header, value: value, format: format, ratio: ratio}
 }
 
+// deliveriesColumn and p99Column are the chat metrics the charts draw too.
+var (
+	deliveriesColumn = num("deliveries/s", func(r load.Result) float64 { return r.DeliveriesPerSec }, "%.0f", true)
+	p99Column        = num("p99 ms", func(r load.Result) float64 { return r.LatencyP99 }, "%.2f", true)
+)
+
 // chatColumns are the columns of the chat scenarios (S1..S5).
 var chatColumns = []column{
-	num("deliveries/s", func(r load.Result) float64 { return r.DeliveriesPerSec }, "%.0f", true),
+	deliveriesColumn,
 	num("p50 ms", func(r load.Result) float64 { return r.LatencyP50 }, "%.2f", false),
-	num("p99 ms", func(r load.Result) float64 { return r.LatencyP99 }, "%.2f", true),
+	p99Column,
 	num("max ms", func(r load.Result) float64 { return r.LatencyMax }, "%.1f", false),
 	num("lost", func(r load.Result) float64 { return float64(r.Lost) }, "%.0f", false),
 	num("dup", func(r load.Result) float64 { return float64(r.Duplicate) }, "%.0f", false),
@@ -159,50 +175,77 @@ func main() {
 }
 
 func run(in io.Reader, out io.Writer) error {
-	results := map[key][]load.Result{}
-	var scenarios, servers []string
-	sc := bufio.NewScanner(in)
-	sc.Buffer(nil, 1<<20)
-	for lineNo := 1; sc.Scan(); lineNo++ {
-		fields := strings.SplitN(sc.Text(), "\t", 3)
-		if len(fields) != 3 {
-			return fmt.Errorf("line %d: want SCENARIO<TAB>SERVER<TAB>JSON", lineNo)
-		}
-		var r load.Result
-		if err := json.Unmarshal([]byte(fields[2]), &r); err != nil {
-			return fmt.Errorf("line %d: %w", lineNo, err)
-		}
-		k := key{fields[0], fields[1]}
-		results[k] = append(results[k], r)
-		if !slices.Contains(scenarios, k.scenario) {
-			scenarios = append(scenarios, k.scenario)
-		}
-		if !slices.Contains(servers, k.server) {
-			servers = append(servers, k.server)
-		}
-	}
-	if err := sc.Err(); err != nil {
+	rs, err := readResults(in)
+	if err != nil {
 		return err
 	}
-
 	var chat, echo []string
-	for _, scenario := range scenarios {
-		if isEcho(results, scenario, servers) {
+	for _, scenario := range rs.scenarios {
+		if isEcho(rs.runs, scenario, rs.servers) {
 			echo = append(echo, scenario)
 		} else {
 			chat = append(chat, scenario)
 		}
 	}
 	if len(chat) > 0 {
-		table(out, chatColumns, chat, servers, results)
+		table(out, chatColumns, chat, rs.servers, rs.runs)
 	}
 	if len(echo) > 0 {
 		if len(chat) > 0 {
 			fmt.Fprintln(out)
 		}
-		table(out, echoColumns, echo, servers, results)
+		table(out, echoColumns, echo, rs.servers, rs.runs)
 	}
-	return nil
+	if *chartsDir == "" {
+		return nil
+	}
+	return writeCharts(*chartsDir, rs, chartOptions{
+		highlight: strings.Split(*highlight, ","),
+		category:  *category,
+	})
+}
+
+// results are the runs of a results file by scenario and server, with the
+// scenarios and the servers in the order they first appear.
+type results struct {
+	runs      map[key][]load.Result
+	scenarios []string
+	servers   []string
+}
+
+// readResults reads "SCENARIO<TAB>SERVER<TAB>JSON" lines. An empty input
+// is no error: a table of nothing is empty.
+func readResults(in io.Reader) (results, error) {
+	rs := results{runs: map[key][]load.Result{}}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(nil, 1<<20)
+	for lineNo := 1; sc.Scan(); lineNo++ {
+		fields := strings.Split(sc.Text(), "\t")
+		if len(fields) != 3 {
+			return results{}, fmt.Errorf("line %d: %d tab-separated columns, want 3: SCENARIO, SERVER and a wsroom-load JSON line",
+				lineNo, len(fields))
+		}
+		var r load.Result
+		if err := json.Unmarshal([]byte(fields[2]), &r); err != nil {
+			return results{}, fmt.Errorf("line %d: column 3 is not a wsroom-load JSON line: %w", lineNo, err)
+		}
+		if r.Mode != load.ModeChat && r.Mode != load.ModeEcho {
+			return results{}, fmt.Errorf("line %d: column 3 has mode %q, want %q or %q: not a wsroom-load JSON line",
+				lineNo, r.Mode, load.ModeChat, load.ModeEcho)
+		}
+		k := key{fields[0], fields[1]}
+		rs.runs[k] = append(rs.runs[k], r)
+		if !slices.Contains(rs.scenarios, k.scenario) {
+			rs.scenarios = append(rs.scenarios, k.scenario)
+		}
+		if !slices.Contains(rs.servers, k.server) {
+			rs.servers = append(rs.servers, k.server)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return results{}, err
+	}
+	return rs, nil
 }
 
 // isEcho says whether a scenario's runs are echo-mode runs.
