@@ -240,3 +240,35 @@ func TestClassifyEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestSeveralURLsReportLatencyPerURL pins the per-URL quantiles: one per
+// URL of -url, in its order, each from the readers of that URL only, and
+// none with a single URL.
+func TestSeveralURLsReportLatencyPerURL(t *testing.T) {
+	srv := startChatServer(t, nil)
+	for _, urls := range []int{1, 2} {
+		cfg := Config{URL: strings.TrimSuffix(strings.Repeat(srv.url()+",", urls), ","), Clients: 6, Senders: 1, Messages: 20,
+			Timeout: 20 * time.Second}
+		res, err := Run(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Received != 20*6 || res.Lost != 0 {
+			t.Fatalf("%d URLs: received %d lost %d: %q", urls, res.Received, res.Lost, res.Errors)
+		}
+		if urls == 1 {
+			if res.LatencyP50ByURL != nil || res.LatencyP99ByURL != nil {
+				t.Errorf("one URL: per-URL quantiles %v %v, want none", res.LatencyP50ByURL, res.LatencyP99ByURL)
+			}
+			continue
+		}
+		if len(res.LatencyP50ByURL) != urls || len(res.LatencyP99ByURL) != urls {
+			t.Fatalf("%d URLs: per-URL quantiles %v %v", urls, res.LatencyP50ByURL, res.LatencyP99ByURL)
+		}
+		for i := range urls {
+			if p50, p99 := res.LatencyP50ByURL[i], res.LatencyP99ByURL[i]; p50 <= 0 || p50 > p99 || p99 > res.LatencyMax {
+				t.Errorf("URL %d: p50 %v p99 %v, want 0 < p50 <= p99 <= max %v", i, p50, p99, res.LatencyMax)
+			}
+		}
+	}
+}

@@ -159,6 +159,9 @@ func (c Config) validate() error {
 	return nil
 }
 
+// urlCount is how many comma-separated URLs the clients take in turn.
+func (c Config) urlCount() int { return strings.Count(c.URL, ",") + 1 }
+
 // clientURL returns the URL client i, called id, dials: URL/ws/{id} in
 // ModeChat, URL/ws in ModeEcho, unless the URL is a template with {id}.
 func (c Config) clientURL(i int, id string) string {

@@ -91,6 +91,10 @@ type Result struct {
 	LatencyP50       float64 `json:"latency_p50_ms"`
 	LatencyP99       float64 `json:"latency_p99_ms"`
 	LatencyMax       float64 `json:"latency_max_ms"`
+	// With several URLs, the quantiles of the readers of each, in the
+	// order of -url (client i dials URL i modulo their number).
+	LatencyP50ByURL []float64 `json:"latency_p50_ms_by_url,omitempty"`
+	LatencyP99ByURL []float64 `json:"latency_p99_ms_by_url,omitempty"`
 
 	ToolCPU float64 `json:"tool_cpu_s"`
 

@@ -34,9 +34,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return runEcho(ctx, cfg), nil
 	}
 	r := &run{
-		cfg:     cfg,
-		lastID:  []byte(clientID(cfg.Clients - 1)),
-		clients: make([]*client, cfg.Clients),
+		cfg:          cfg,
+		lastID:       []byte(clientID(cfg.Clients - 1)),
+		clients:      make([]*client, cfg.Clients),
+		latencyByURL: make([]histogram, cfg.urlCount()),
 	}
 	return r.execute(ctx), nil
 }
@@ -75,6 +76,7 @@ type run struct {
 	ends                 endCounter
 	lastDeliveryNanos    atomic.Int64
 	latency              histogram
+	latencyByURL         []histogram // by the index of the URL the reader dialled
 
 	errs errorLog
 }
@@ -203,6 +205,13 @@ func (r *run) execute(ctx context.Context) Result {
 	res.LatencyP50 = r.latency.quantile(0.50) / 1e3
 	res.LatencyP99 = r.latency.quantile(0.99) / 1e3
 	res.LatencyMax = float64(r.latency.max.Load()) / 1e3
+	if len(r.latencyByURL) > 1 {
+		for i := range r.latencyByURL {
+			h := &r.latencyByURL[i]
+			res.LatencyP50ByURL = append(res.LatencyP50ByURL, h.quantile(0.50)/1e3)
+			res.LatencyP99ByURL = append(res.LatencyP99ByURL, h.quantile(0.99)/1e3)
+		}
+	}
 	res.ToolCPU = selfCPUSeconds() - cpuBefore
 	res.Elapsed = time.Since(start).Seconds()
 	res.ErrorCount, res.Errors = r.errs.snapshot()
@@ -553,6 +562,9 @@ func (r *run) deliver(c *client, p payload, now int64) {
 	r.received.Add(1)
 	r.lastDeliveryNanos.Store(now)
 	r.latency.record((now - p.unixNano) / 1e3)
+	if len(r.latencyByURL) > 1 {
+		r.latencyByURL[c.idx%len(r.latencyByURL)].record((now - p.unixNano) / 1e3)
+	}
 	if c.sender && p.sender == c.idx {
 		c.ownCopy = max(c.ownCopy, int32(p.seq))
 		select {
