@@ -210,7 +210,7 @@ func (m *ConnectionManager) accept(w http.ResponseWriter, r *http.Request, opts 
 		}
 		return nil, authErr
 	case closed:
-		m.startClose(c, closeRequest{status: closePayload{code: StatusShutdown, reason: "server shutdown"}, cause: fmt.Errorf("%w: shutdown", ErrClosed)})
+		m.startClose(c, closeRequest{status: closePayload{code: StatusShutdown, reason: "server shutdown"}, cause: fmt.Errorf("%w: %w", ErrClosed, ErrShutdown)})
 		if serve {
 			m.live.Done()
 		}

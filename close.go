@@ -135,6 +135,11 @@ func (m *ConnectionManager) startClose(c *Conn, req closeRequest) {
 	c.startWriterLocked()
 	rooms := c.rooms
 	c.rooms = nil
+	if m.eventsOn() {
+		for _, r := range rooms {
+			c.queueEventLocked(roomEvent{room: r.name, leave: true, reason: req.cause})
+		}
+	}
 	c.mu.Unlock()
 
 	if req.abort {
@@ -147,6 +152,16 @@ func (m *ConnectionManager) startClose(c *Conn, req closeRequest) {
 	delete(m.conns, c)
 	m.mu.Unlock()
 	close(c.close.detached)
+	if len(rooms) > 0 && m.eventsOn() {
+		// A close may start under a lock of the manager's (an eviction
+		// during a broadcast): the hooks run on a goroutine of their
+		// own, which Shutdown waits for.
+		m.live.Add(1)
+		go func() {
+			defer m.live.Done()
+			c.runEvents()
+		}()
+	}
 }
 
 // peerClosed handles the peer's close frame: a close it started is

@@ -51,6 +51,12 @@ type Conn struct {
 	writeLoopFunc func()
 
 	live liveness
+
+	// Room events waiting for their hooks, and whether a goroutine runs
+	// them (see events.go). evMu comes after mu.
+	evMu      sync.Mutex
+	events    []roomEvent
+	evRunning bool
 }
 
 // ID returns the connection's ID: the one given in [ConnectOptions], or

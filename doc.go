@@ -104,9 +104,9 @@
 //   - A connection that fails in any way leaves every room at once; the
 //     room keeps working for everyone else. No goroutine outlives its
 //     connection.
-//   - No callback of the caller's ([Hooks], an [Authenticator], a
-//     [Broker]'s methods) runs under a lock of the manager's, so it may call
-//     back into the manager. A broadcast never waits for the broker: it is
+//   - No callback of the caller's ([Hooks], [RoomEvents], an
+//     [Authenticator], a [Broker]'s methods) runs under a lock of the
+//     manager's, so it may call back into the manager. A broadcast never waits for the broker: it is
 //     delivered locally at once and queued for the broker, which gets it
 //     in batches from a goroutine of the manager's; a stalled broker delays
 //     no local delivery.
@@ -166,6 +166,9 @@
 //     [ConnectionManager.Join], and [ConnectionManager.Broadcast].
 //   - Everyone connected to this process: [ConnectionManager.BroadcastAll].
 //   - Per-connection state (a nickname, a user record): [Key].
+//   - Who joins and leaves each room, and why a connection left (closed by
+//     its peer, Leave, Disconnect, evicted, a timeout, Shutdown, a
+//     protocol error): [WithRoomEvents].
 //   - Counters for dashboards: [ConnectionManager.Stats], or Prometheus
 //     through the github.com/wsroom/wsroom/prometheus module.
 //   - Tests of your own handlers: the [github.com/wsroom/wsroom/wsroomtest]

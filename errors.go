@@ -52,4 +52,18 @@ var (
 	// an invalid close frame, text that is not UTF-8, or a message over the
 	// read limit. The connection was failed with 1002, 1007 or 1009.
 	ErrProtocol = errors.New("wsroom: protocol error")
+
+	// ErrPingTimeout reports a connection closed because its peer
+	// answered no ping and made no progress for the ping timeout
+	// ([WithPing]). It comes with [ErrClosed].
+	ErrPingTimeout = errors.New("wsroom: ping timeout")
+
+	// ErrWriteTimeout reports a connection closed because its peer
+	// acknowledged nothing written to it for the write timeout
+	// ([WithWriteTimeout]). It comes with [ErrClosed].
+	ErrWriteTimeout = errors.New("wsroom: write timeout")
+
+	// ErrShutdown reports a connection closed by
+	// [ConnectionManager.Shutdown]. It comes with [ErrClosed].
+	ErrShutdown = errors.New("wsroom: shutdown")
 )

@@ -123,7 +123,7 @@ func (c *Conn) pingTick() {
 	c.mu.Unlock()
 	c.m.stats.pingTimeouts.Add(1)
 	c.m.cfg.logger.Info("wsroom: peer did not answer ping", "conn", c.id, "timeout", c.m.cfg.pingTimeout)
-	c.m.startClose(c, closeRequest{abort: true, cause: fmt.Errorf("%w: ping timeout: no pong and no progress for %v", ErrClosed, c.m.cfg.pingTimeout)})
+	c.m.startClose(c, closeRequest{abort: true, cause: fmt.Errorf("%w: %w: no pong and no progress for %v", ErrClosed, ErrPingTimeout, c.m.cfg.pingTimeout)})
 }
 
 // gotPong handles a pong from the peer. Unsolicited pongs are ignored.
@@ -242,7 +242,7 @@ func (c *Conn) watchTick() {
 	if stalled := t.Sub(time.Unix(0, l.lastProgress.Load())); stalled >= c.m.cfg.writeTimeout {
 		c.m.stats.writeTimeouts.Add(1)
 		c.m.cfg.logger.Info("wsroom: peer accepts no data", "conn", c.id, "stalled", stalled)
-		c.m.startClose(c, closeRequest{abort: true, cause: fmt.Errorf("%w: write timeout: the peer acknowledged nothing for %v", ErrClosed, stalled.Round(time.Millisecond))})
+		c.m.startClose(c, closeRequest{abort: true, cause: fmt.Errorf("%w: %w: the peer acknowledged nothing for %v", ErrClosed, ErrWriteTimeout, stalled.Round(time.Millisecond))})
 		return
 	}
 	l.watch.Reset(watchInterval(c.m.cfg.writeTimeout))

@@ -120,7 +120,7 @@ func (m *ConnectionManager) Shutdown(ctx context.Context) error {
 		m.startClose(c, closeRequest{
 			status: closePayload{code: StatusShutdown, reason: "server shutdown"},
 			flush:  true,
-			cause:  fmt.Errorf("%w: server shutdown: %w", ErrClosed, closeErr(StatusShutdown, "server shutdown")),
+			cause:  fmt.Errorf("%w: %w: %w", ErrClosed, ErrShutdown, closeErr(StatusShutdown, "server shutdown")),
 		})
 	}
 	done := make(chan struct{})
@@ -136,7 +136,7 @@ func (m *ConnectionManager) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		for _, c := range conns {
-			m.startClose(c, closeRequest{abort: true, cause: fmt.Errorf("%w: shutdown cut short", ErrClosed)})
+			m.startClose(c, closeRequest{abort: true, cause: fmt.Errorf("%w: %w cut short", ErrClosed, ErrShutdown)})
 		}
 		return fmt.Errorf("wsroom: shutdown: %w", ctx.Err())
 	}

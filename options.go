@@ -73,6 +73,7 @@ type config struct {
 	logger         *slog.Logger
 	broker         Broker
 	observer       Observer
+	events         RoomEvents
 	publishQueue   int
 	publishTimeout time.Duration
 	nodeID         string

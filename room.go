@@ -43,15 +43,25 @@ func (m *ConnectionManager) Join(ctx context.Context, c *Conn, name string) erro
 		}
 	}
 
+	joined, err := m.addMember(r, c)
+	if joined && m.eventsOn() {
+		c.runEvents()
+	}
+	return err
+}
+
+// addMember makes c a member of r, queuing its join event, and reports
+// whether it joined: not if it already was a member, or is closing.
+func (m *ConnectionManager) addMember(r *room, c *Conn) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.index[c]; ok {
-		return nil
+		return false, nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
-		return fmt.Errorf("wsroom: join room %q: %w", name, ErrClosed)
+		return false, fmt.Errorf("wsroom: join room %q: %w", r.name, ErrClosed)
 	}
 	c.rooms = append(c.rooms, r)
 	r.index[c] = len(r.members)
@@ -59,7 +69,10 @@ func (m *ConnectionManager) Join(ctx context.Context, c *Conn, name string) erro
 	if len(r.members) == 1 {
 		m.activeRooms.Add(1)
 	}
-	return nil
+	if m.eventsOn() {
+		c.queueEventLocked(roomEvent{room: r.name})
+	}
+	return true, nil
 }
 
 // Leave removes c from the named room; it is a no-op if c is not a member.
@@ -74,10 +87,16 @@ func (m *ConnectionManager) Leave(c *Conn, name string) {
 	i := slices.Index(c.rooms, r)
 	if i >= 0 {
 		c.rooms = slices.Delete(c.rooms, i, i+1)
+		if m.eventsOn() {
+			c.queueEventLocked(roomEvent{room: r.name, leave: true})
+		}
 	}
 	c.mu.Unlock()
 	if i >= 0 {
 		m.removeMember(r, c)
+		if m.eventsOn() {
+			c.runEvents()
+		}
 	}
 }
 
