@@ -133,8 +133,10 @@ func WithQueueLimit(messages, bytes int) Option {
 // budget; [DropNewest] drops their new messages until their queue has
 // drained, until the connections still taking messages hold at most an
 // eighth of the budget (the total may then exceed the budget by that
-// much while the capped queues drain). Counted in [Stats].OverBudget.
-// Default: 256 MiB.
+// much while the capped queues drain). A connection that is closing no
+// longer counts against the budget, though what its writer already took
+// stays in [Stats].QueuedBytes until it ends. Counted in
+// [Stats].OverBudget. Default: 256 MiB.
 func WithQueueBudget(bytes int64) Option {
 	return func(c *config) error {
 		if bytes < 1 {

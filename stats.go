@@ -40,7 +40,7 @@ func (s *counters) closed(code StatusCode) {
 type Stats struct {
 	Connections    int                   // connections registered and not yet closing
 	Rooms          int                   // rooms with local members
-	QueuedBytes    int64                 // payload bytes in queues, each payload counted once (see WithQueueBudget)
+	QueuedBytes    int64                 // payload bytes in queues or taken by writers and not yet copied out, each payload counted once (see WithQueueBudget); a closing connection's until it ends
 	MaxQueueLength int                   // messages in the longest queue
 	MaxQueueBytes  int                   // payload bytes in the fullest queue
 	Received       uint64                // messages read from peers and returned by Read (or passed to OnMessage)

@@ -22,7 +22,7 @@ var (
 	roomsDesc = gaugeDesc("wsroom_rooms",
 		"Rooms with members on this manager.")
 	queuedBytesDesc = gaugeDesc("wsroom_queued_bytes",
-		"Payload bytes in all outbound queues, a payload shared by several queues counted once (the figure WithQueueBudget bounds).")
+		"Payload bytes in all outbound queues or taken by writers, a payload shared by several queues counted once (what WithQueueBudget bounds, plus what the writers of closing connections still hold).")
 	queueMaxMessagesDesc = gaugeDesc("wsroom_queue_max_messages",
 		"Messages in the longest outbound queue.")
 	queueMaxBytesDesc = gaugeDesc("wsroom_queue_max_bytes",
