@@ -9,16 +9,17 @@ import (
 
 // Defaults of every option. Each option's doc comment repeats its default.
 const (
-	DefaultQueueMessages  = 16384
-	DefaultQueueBytes     = 32 << 20
-	DefaultQueueBudget    = 256 << 20
-	DefaultReadLimit      = 32 << 10
-	DefaultWriteTimeout   = 5 * time.Second
-	DefaultPingInterval   = 20 * time.Second
-	DefaultPingTimeout    = 20 * time.Second
-	DefaultCloseTimeout   = 5 * time.Second
-	DefaultPublishQueue   = 16384
-	DefaultPublishTimeout = 5 * time.Second
+	DefaultQueueMessages     = 16384
+	DefaultQueueBytes        = 32 << 20
+	DefaultQueueBudget       = 256 << 20
+	DefaultReadLimit         = 32 << 10
+	DefaultWriteTimeout      = 5 * time.Second
+	DefaultPingInterval      = 20 * time.Second
+	DefaultPingTimeout       = 20 * time.Second
+	DefaultCloseTimeout      = 5 * time.Second
+	DefaultPublishQueue      = 16384
+	DefaultPublishQueueBytes = 64 << 20
+	DefaultPublishTimeout    = 5 * time.Second
 )
 
 // SlowConsumerPolicy says what happens when a message is sent to a connection
@@ -75,6 +76,7 @@ type config struct {
 	observer       Observer
 	events         RoomEvents
 	publishQueue   int
+	publishBytes   int64
 	publishTimeout time.Duration
 	nodeID         string
 	coalesce       []byte // nil: every message is its own WebSocket message
@@ -93,6 +95,7 @@ func defaults() config {
 		pingTimeout:    DefaultPingTimeout,
 		closeTimeout:   DefaultCloseTimeout,
 		publishQueue:   DefaultPublishQueue,
+		publishBytes:   DefaultPublishQueueBytes,
 		publishTimeout: DefaultPublishTimeout,
 		logger:         slog.New(slog.DiscardHandler),
 	}
@@ -344,19 +347,22 @@ func WithBroker(b Broker) Option {
 	}
 }
 
-// WithPublishQueue bounds the broadcasts queued for the [Broker] to
-// broadcasts, and each Broker.Publish call to timeout. A broadcast that
-// finds the queue full is delivered to its local members and fails with
-// [ErrBrokerUnavailable], counted in [Stats].BrokerQueueFull; one Publish
-// that takes longer than timeout fails (its batch counts in
+// WithPublishQueue bounds what waits for the [Broker]: at most broadcasts
+// broadcasts and bytes bytes of payload (a broadcast larger than bytes is
+// taken when the queue is empty), besides the batch being published, and
+// each Broker.Publish call to timeout. A broadcast that finds the queue
+// full is delivered to its local members and fails with
+// [ErrBrokerUnavailable], counted in [Stats].BrokerQueueFull, so a stalled
+// broker costs at most bytes of memory however fast clients send; one
+// Publish that takes longer than timeout fails (its batch counts in
 // [Stats].BrokerPublishErrors) and the next batch goes. Default: 16384
-// broadcasts, 5s.
-func WithPublishQueue(broadcasts int, timeout time.Duration) Option {
+// broadcasts, 64 MiB, 5s.
+func WithPublishQueue(broadcasts int, bytes int64, timeout time.Duration) Option {
 	return func(c *config) error {
-		if broadcasts < 1 || timeout <= 0 {
-			return invalid("publish queue of %d broadcasts, timeout %v: both must be positive", broadcasts, timeout)
+		if broadcasts < 1 || bytes < 1 || timeout <= 0 {
+			return invalid("publish queue of %d broadcasts, %d bytes, timeout %v: all must be positive", broadcasts, bytes, timeout)
 		}
-		c.publishQueue, c.publishTimeout = broadcasts, timeout
+		c.publishQueue, c.publishBytes, c.publishTimeout = broadcasts, bytes, timeout
 		return nil
 	}
 }

@@ -26,7 +26,7 @@ const (
 type publisher struct {
 	mu      sync.Mutex
 	queue   []Publication
-	bytes   int
+	bytes   int64 // payload bytes in queue
 	running bool       // the publisher goroutine runs
 	failing error      // the last Publish's error, nil once one succeeds
 	idle    *sync.Cond // signalled when the goroutine stops
@@ -53,12 +53,13 @@ func (m *ConnectionManager) queuePublication(p Publication) error {
 	pub := &m.pub
 	pub.mu.Lock()
 	defer pub.mu.Unlock()
-	if len(pub.queue) >= m.cfg.publishQueue {
+	size := int64(len(p.Payload))
+	if len(pub.queue) >= m.cfg.publishQueue || len(pub.queue) > 0 && pub.bytes+size > m.cfg.publishBytes {
 		m.stats.brokerQueueFull.Add(1)
-		return fmt.Errorf("%w: publish queue full (%d broadcasts)", ErrBrokerUnavailable, len(pub.queue))
+		return fmt.Errorf("%w: publish queue full (%d broadcasts, %d bytes)", ErrBrokerUnavailable, len(pub.queue), pub.bytes)
 	}
 	pub.queue = append(pub.queue, p)
-	pub.bytes += len(p.Payload)
+	pub.bytes += size
 	if !pub.running {
 		pub.running = true
 		go m.publishLoop()
@@ -91,7 +92,7 @@ func (m *ConnectionManager) publishLoop() {
 		if len(pub.queue) == 0 {
 			pub.queue = nil // let the backing array go with the batch
 		}
-		pub.bytes -= size
+		pub.bytes -= int64(size)
 		pub.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.publishTimeout)

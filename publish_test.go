@@ -134,7 +134,7 @@ func TestStalledPublishDelaysNoLocalDelivery(t *testing.T) {
 
 func TestFullPublishQueueIsReportedAndCounted(t *testing.T) {
 	broker := newGateBroker()
-	h := startHarness(t, harnessConfig{opts: []Option{WithBroker(broker), WithPublishQueue(4, time.Minute)}})
+	h := startHarness(t, harnessConfig{opts: []Option{WithBroker(broker), WithPublishQueue(4, DefaultPublishQueueBytes, time.Minute)}})
 	member, _ := h.dial("room=r")
 	member.start()
 	release := broker.hold("r")
@@ -162,6 +162,48 @@ func TestFullPublishQueueIsReportedAndCounted(t *testing.T) {
 	}
 	release()
 	eventually(t, "the queue is published", func() bool { return h.m.Stats().BrokerPublished == 5 })
+}
+
+// TestStalledBrokerHoldsAtMostThePublishQueuesBytes has a client flood
+// its room with 32 KiB messages while the broker is stalled: the publish
+// queue stops taking them at its byte bound, long before its count bound,
+// and the local member still gets every message.
+func TestStalledBrokerHoldsAtMostThePublishQueuesBytes(t *testing.T) {
+	const (
+		limit   = 1 << 20
+		msgSize = 32 << 10
+	)
+	broker := newGateBroker()
+	h := startHarness(t, harnessConfig{
+		opts: []Option{WithBroker(broker), WithPublishQueue(DefaultPublishQueue, limit, time.Minute)},
+		onMessage: func(h *harness, c *Conn, msg Message) {
+			_ = h.m.Broadcast(context.Background(), "r", msg) // refused ones are counted
+		},
+	})
+	member, _ := h.dial("room=r")
+	member.start()
+	release := broker.hold("r")
+	defer release()
+	flooder, _ := h.dial("room=r")
+	line := strings.Repeat("f", msgSize)
+	const sent = 100 // 3.2 MB, three times the bound
+	for range sent {
+		flooder.send(line)
+	}
+	member.waitTexts(sent)
+	h.m.pub.mu.Lock()
+	queued, bytes := len(h.m.pub.queue), h.m.pub.bytes
+	h.m.pub.mu.Unlock()
+	if bytes > limit {
+		t.Fatalf("%d broadcasts, %d bytes queued for the stalled broker, over the bound of %d", queued, bytes, limit)
+	}
+	// The batch in flight and the queue are published once the broker
+	// answers; every other broadcast was refused and counted.
+	release()
+	eventually(t, "what was queued is published", func() bool {
+		s := h.m.Stats()
+		return s.BrokerQueueFull > 0 && s.BrokerPublished+s.BrokerQueueFull == sent
+	})
 }
 
 func TestFailingBrokerIsReportedUntilItRecovers(t *testing.T) {
