@@ -183,6 +183,24 @@ func (c *Client) Next() (websocket.MessageType, []byte) {
 	return m.typ, m.data
 }
 
+// NextWithin returns the next message if one arrives within d, without
+// failing the test: ok is false if none did, and err is then why the
+// connection ended, or nil if it is still open. It is for tests that
+// decide themselves what a missing message means, such as probing until
+// delivery resumes.
+func (c *Client) NextWithin(d time.Duration) (typ websocket.MessageType, data []byte, ok bool, err error) {
+	m, ok, ended := c.next(d)
+	return m.typ, m.data, ok, ended
+}
+
+// Err returns why the connection ended, or nil while it is open. It does
+// not wait.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 // TryNext returns the next message if one has arrived, without waiting.
 func (c *Client) TryNext() (websocket.MessageType, []byte, bool) {
 	m, ok, _ := c.next(0)

@@ -117,3 +117,25 @@ func TestRefusedHandshakes(t *testing.T) {
 	srv.ExpectHTTPStatus("/ws/eve", http.StatusForbidden, wsroomtest.Host("evil.example"))
 	srv.ExpectHTTPStatus("/ws/"+strings.Repeat("x", 256), http.StatusBadRequest)
 }
+
+// TestNextWithinReportsWhatCameAndWhyTheConnectionEnded pins NextWithin
+// and Err: a message, then nothing while the connection is open (no
+// error), then the close that ended it.
+func TestNextWithinReportsWhatCameAndWhyTheConnectionEnded(t *testing.T) {
+	_, h := chat(t)
+	srv := wsroomtest.NewServer(t, h)
+	ann := srv.Dial("/ws/ann")
+	if typ, data, ok, err := ann.NextWithin(wsroomtest.DefaultTimeout); !ok || typ != websocket.MessageText || string(data) != "ann joined" || err != nil {
+		t.Fatalf("NextWithin: %v %q %v %v, want the join line", typ, data, ok, err)
+	}
+	if _, data, ok, err := ann.NextWithin(50 * time.Millisecond); ok || err != nil || ann.Err() != nil {
+		t.Fatalf("NextWithin on a quiet open connection: %q %v %v (Err %v), want nothing and no error", data, ok, err, ann.Err())
+	}
+	ann.SendBinary([]byte{1}) // the handler closes with 1003 on binary
+	if _, data, ok, err := ann.NextWithin(wsroomtest.DefaultTimeout); ok || websocket.CloseStatus(err) != websocket.StatusUnsupportedData {
+		t.Fatalf("NextWithin after the close: %q %v %v, want the close 1003", data, ok, err)
+	}
+	if websocket.CloseStatus(ann.Err()) != websocket.StatusUnsupportedData {
+		t.Fatalf("Err = %v, want the close 1003", ann.Err())
+	}
+}

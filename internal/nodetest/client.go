@@ -1,109 +1,50 @@
 package nodetest
 
 import (
-	"context"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // recentLimit is how many of the messages a client took [Client] keeps for
 // failure messages.
 const recentLimit = 8
 
-// Client is a WebSocket client of a [Node]. A goroutine of its own reads
-// every message into a queue, without bound, so the server never waits for
-// the test; [Client.Next] and the methods built on it take messages from
-// that queue in the order they arrived. A Client is used by one goroutine
-// at a time.
+// Client is a WebSocket client of a [Node], on a [wsroomtest.Client],
+// which reads every message into a queue so that the server never waits
+// for the test; [Client.Next] and the methods built on it take messages
+// from that queue in the order they arrived. A Client is used by one
+// goroutine at a time.
 type Client struct {
 	// ID is the connection ID the client was dialled with.
 	ID string
 
-	ws    *websocket.Conn
-	ready chan struct{} // holds a token once a message is queued or reading ends
-	done  chan struct{} // closed when reading has ended
-
-	mu     sync.Mutex
-	queue  []string // received, not yet taken
-	err    error    // why reading ended
+	wc     *wsroomtest.Client
 	taken  int      // messages taken so far
 	recent []string // the last messages taken
-}
-
-func newClient(id string, ws *websocket.Conn) *Client {
-	ws.SetReadLimit(1 << 20)
-	c := &Client{ID: id, ws: ws, ready: make(chan struct{}, 1), done: make(chan struct{})}
-	go c.read()
-	return c
-}
-
-// read queues every message until the connection ends.
-func (c *Client) read() {
-	defer close(c.done)
-	for {
-		_, p, err := c.ws.Read(context.Background())
-		c.mu.Lock()
-		if err != nil {
-			c.err = err
-		} else {
-			c.queue = append(c.queue, string(p))
-		}
-		c.mu.Unlock()
-		select {
-		case c.ready <- struct{}{}:
-		default:
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
-// stop closes the connection at once and waits for the reader.
-func (c *Client) stop() {
-	_ = c.ws.CloseNow()
-	<-c.done
 }
 
 // take returns the next message if one arrives within d. ok is false if
 // none did; ended is then why the connection ended, if it did.
 func (c *Client) take(d time.Duration) (msg string, ok bool, ended error) {
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	for {
-		c.mu.Lock()
-		if len(c.queue) > 0 {
-			msg = c.queue[0]
-			c.queue = c.queue[1:]
-			c.taken++
-			c.recent = append(c.recent, msg)
-			if len(c.recent) > recentLimit {
-				c.recent = c.recent[1:]
-			}
-			c.mu.Unlock()
-			return msg, true, nil
-		}
-		ended = c.err
-		c.mu.Unlock()
-		if ended != nil {
-			return "", false, ended
-		}
-		select {
-		case <-c.ready:
-		case <-timer.C:
-			return "", false, nil
-		}
+	_, data, ok, ended := c.wc.NextWithin(d)
+	if !ok {
+		return "", false, ended
 	}
+	msg = string(data)
+	c.taken++
+	c.recent = append(c.recent, msg)
+	if len(c.recent) > recentLimit {
+		c.recent = c.recent[1:]
+	}
+	return msg, true, nil
 }
 
 // history describes what the client has taken so far, for a failure.
 func (c *Client) history() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.taken == 0 {
 		return "it had received nothing before"
 	}
@@ -182,17 +123,13 @@ func (c *Client) Probe(t testing.TB, interval time.Duration, send func(seq int))
 
 // Connected reports whether the client's connection is still open: it has
 // not ended, by either side.
-func (c *Client) Connected() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.err == nil
-}
+func (c *Client) Connected() bool { return c.wc.Err() == nil }
 
 // Close closes the connection from the client with 1000 (Normal Closure),
 // waiting for the server's close frame, and fails the test if that fails.
 func (c *Client) Close(t testing.TB) {
 	t.Helper()
-	if err := c.ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+	if err := c.wc.CloseWith(websocket.StatusNormalClosure, ""); err != nil {
 		t.Fatalf("client %s: close: %v", c.ID, err)
 	}
 }

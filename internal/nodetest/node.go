@@ -8,13 +8,13 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
 	"github.com/wsroom/wsroom"
+	"github.com/wsroom/wsroom/wsroomtest"
 )
 
 // Node is one process of a test cluster: a manager with a broker of its own,
@@ -32,7 +32,7 @@ type Node struct {
 	// assert to its own type.
 	Broker wsroom.Broker
 
-	url string // ws:// URL of the endpoint
+	ws *wsroomtest.Server // the clients' view of the endpoint
 
 	mu      sync.Mutex
 	conns   map[string]*wsroom.Conn // registered connections by ID
@@ -60,7 +60,7 @@ func Start(t testing.TB, name string, broker wsroom.Broker) *Node {
 		changed: make(chan struct{}),
 	}
 	srv := httptest.NewServer(http.HandlerFunc(n.serve))
-	n.url = "ws" + strings.TrimPrefix(srv.URL, "http")
+	n.ws = wsroomtest.At(t, srv.URL)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), Timeout)
 		defer cancel()
@@ -136,15 +136,12 @@ func (n *Node) Dial(t testing.TB, id string, rooms ...string) *Client {
 	if n.lookup(id) != nil {
 		t.Fatalf("%s: a connection %q was dialled already", n.Name, id)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), Timeout)
-	defer cancel()
-	u := n.url + "/?" + url.Values{"id": {id}, "room": rooms}.Encode()
-	ws, _, err := websocket.Dial(ctx, u, nil)
+	path := "/?" + url.Values{"id": {id}, "room": rooms}.Encode()
+	wc, resp, err := n.ws.TryDial(path, wsroomtest.ReadLimit(1<<20))
 	if err != nil {
-		t.Fatalf("%s: dial %s: %v", n.Name, id, err)
+		t.Fatalf("%s: dial %s: %v (%v)", n.Name, id, err, resp)
 	}
-	c := newClient(id, ws)
-	t.Cleanup(c.stop)
+	c := &Client{ID: id, wc: wc}
 	n.await(t, id)
 	return c
 }
