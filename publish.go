@@ -26,7 +26,7 @@ const (
 type publisher struct {
 	mu      sync.Mutex
 	queue   []Publication
-	bytes   int64 // payload bytes in queue
+	bytes   int64      // payload bytes in queue
 	running bool       // the publisher goroutine runs
 	failing error      // the last Publish's error, nil once one succeeds
 	idle    *sync.Cond // signalled when the goroutine stops
