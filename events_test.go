@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -203,7 +204,7 @@ func TestRoomEventsComeOnceInOrderWithWhyTheConnectionLeft(t *testing.T) {
 					t.Errorf("leave reason %v", reason)
 				}
 			}
-			// Shutdown waits for the hooks: nothing comes after it.
+			// Nothing comes after the leaves.
 			_ = h.m.Shutdown(ctxTimeout(t))
 			if got, _ := log.wait(t, 0); len(got) != 4 {
 				t.Fatalf("events %q after the leaves", got)
@@ -317,5 +318,44 @@ func TestOnLeaveOfAnEvictionDuringABroadcastMayBroadcast(t *testing.T) {
 		if m := reader.waitMessages(len(reader.msgs) + 1); m[len(m)-1].data == "slow left" {
 			return
 		}
+	}
+}
+
+// TestShutdownWaitsForTheLeaveHooksOfWhatItCloses holds an OnLeave hook
+// of a connection Shutdown closes: Shutdown has not returned while the
+// hook runs, and returns once it has.
+func TestShutdownWaitsForTheLeaveHooksOfWhatItCloses(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var finished atomic.Bool
+	h := newHarness(t, WithRoomEvents(RoomEvents{OnLeave: func(room string, c *Conn, reason error) {
+		close(entered)
+		<-release
+		finished.Store(true)
+	}}))
+	cl, _ := h.dial("room=a")
+	cl.start() // it answers the close handshake
+	done := make(chan error, 1)
+	go func() { done <- h.m.Shutdown(ctxTimeout(t)) }()
+	select {
+	case <-entered:
+	case <-time.After(waitTimeout):
+		t.Fatal("no OnLeave for the connection Shutdown closed")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("Shutdown returned (%v) while an OnLeave hook was running", err)
+	default:
+	}
+	close(release)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatal("Shutdown did not return once the hook had")
+	}
+	if !finished.Load() {
+		t.Fatal("Shutdown returned before the hook finished")
 	}
 }
