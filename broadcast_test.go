@@ -469,3 +469,36 @@ func TestBroadcastAllocationsDoNotGrowWithMembers(t *testing.T) {
 		t.Fatalf("a broadcast to 10 members made %.1f allocations, to 1000 members %.1f: %.3f per recipient", few, many, perRecipient)
 	}
 }
+
+// TestQueuedMessagesAreWrittenTogether pins the gathering doc.go and the
+// README promise: messages that wait in a queue together go out in one
+// socket write, whether they were broadcast on this process or arrived
+// together from the broker. One write per message would be 2,000 writes.
+func TestQueuedMessagesAreWrittenTogether(t *testing.T) {
+	const messages = 2000
+	broker := NewMemoryBroker()
+	local := newHarness(t, WithBroker(broker), WithNodeID("local"))
+	remote := newHarness(t, WithBroker(broker), WithNodeID("remote"))
+	for _, h := range []*harness{local, remote} {
+		cl, _ := h.dial("room=r")
+		cl.start()
+	}
+	line := Text(strings.Repeat("g", 100))
+	ctx := ctxTimeout(t)
+	before := local.m.Stats().Writes
+	for range messages {
+		if err := local.m.Broadcast(ctx, "r", line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []*harness{local, remote} {
+		eventually(t, "every message is written", func() bool { return h.m.Stats().Sent == messages })
+	}
+	t.Logf("socket writes for %d messages: %d local, %d from the broker", messages, local.m.Stats().Writes-before, remote.m.Stats().Writes)
+	if w := local.m.Stats().Writes - before; w > messages/10 {
+		t.Errorf("%d local messages took %d socket writes, want them gathered (at most %d)", messages, w, messages/10)
+	}
+	if w := remote.m.Stats().Writes; w > messages/10 {
+		t.Errorf("%d messages from the broker took %d socket writes, want them gathered (at most %d)", messages, w, messages/10)
+	}
+}

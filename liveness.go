@@ -186,6 +186,7 @@ func (c *Conn) writeSocket(p []byte) error {
 		n, err := c.netConn.Write(p[:min(len(p), chunk)])
 		l.written.Add(uint64(n))
 		c.m.stats.bytesOut.Add(uint64(n))
+		c.m.stats.writes.Add(1)
 		p = p[n:]
 		if err != nil {
 			return err
