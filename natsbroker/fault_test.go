@@ -58,14 +58,7 @@ func TestBroadcastsResumeAfterServerRestart(t *testing.T) {
 
 	// Delivery stays in order from here on.
 	awaitPublished(t, n0, 2) // the Publish that carried the first to cross
-	n0.Broadcast(t, "lobby", "resumed")
-	for _, m := range remote.Until(t, "resumed") {
-		var seq int
-		if _, err := fmt.Sscanf(m, "after %d", &seq); err != nil || seq <= last {
-			t.Fatalf("remote got %q after \"after %d\"", m, last)
-		}
-		last = seq
-	}
+	expectInOrderUntilResumed(t, n0, remote, last)
 	n0.Broadcast(t, "late-room", "to the late joiner")
 	late.Expect(t, "to the late joiner")
 
@@ -145,14 +138,7 @@ func TestPausedServerIsFoundWithin5s(t *testing.T) {
 		found[0].Round(time.Millisecond), found[1].Round(time.Millisecond), window.Round(time.Millisecond))
 
 	awaitPublished(t, n0, 2) // the Publish that carried the first to cross
-	n0.Broadcast(t, "lobby", "resumed")
-	for _, m := range remote.Until(t, "resumed") {
-		var seq int
-		if _, err := fmt.Sscanf(m, "after %d", &seq); err != nil || seq <= last {
-			t.Fatalf("remote got %q after \"after %d\"", m, last)
-		}
-		last = seq
-	}
+	expectInOrderUntilResumed(t, n0, remote, last)
 	for _, n := range []*nodetest.Node{n0, n1} {
 		// nats.go counts as a reconnection each attempt that opened a TCP
 		// connection, even one the paused server never answered.
@@ -194,4 +180,19 @@ func lobbyOnTwoNodes(t *testing.T, server *natsServer) (n0, n1 *nodetest.Node, l
 	remote.Expect(t, "before")
 	awaitPublished(t, n0, 1)
 	return n0, n1, logs0, logs1, local, remote
+}
+
+// expectInOrderUntilResumed broadcasts "resumed" from n and checks that
+// remote gets the probes still on their way, "after N" with N above last
+// and rising, then "resumed".
+func expectInOrderUntilResumed(t *testing.T, n *nodetest.Node, remote *nodetest.Client, last int) {
+	t.Helper()
+	n.Broadcast(t, "lobby", "resumed")
+	for _, m := range remote.Until(t, "resumed") {
+		var seq int
+		if _, err := fmt.Sscanf(m, "after %d", &seq); err != nil || seq <= last {
+			t.Fatalf("remote got %q after \"after %d\"", m, last)
+		}
+		last = seq
+	}
 }
