@@ -16,8 +16,8 @@
 // goroutine, which exists only while there is something to write. Sending
 // ([ConnectionManager.SendPersonal], [ConnectionManager.Broadcast],
 // [ConnectionManager.BroadcastAll]) only queues: it never waits for a
-// peer's socket. The writer drains the queue and gathers the frames of a
-// drained batch into one socket write.
+// peer's socket. The writer drains the queue and gathers the frames of
+// what it drained into socket writes of up to 64 KiB.
 //
 // A [Message] is immutable and shared by all its recipients: a broadcast
 // to ten thousand connections queues one payload ten thousand times, and

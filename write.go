@@ -233,11 +233,16 @@ func (w *frameWriter) header(fin bool, op opcode, size int) error {
 	var header [10]byte
 	n := putHeader(&header, fin, op, size)
 	if w.buf != nil && len(*w.buf)+n+size > cap(*w.buf) {
+		full := cap(*w.buf)
 		if err := w.flush(); err != nil {
 			return err
 		}
-		if cap(*w.buf) < min(n+size, gatherLimit) {
+		// A full buffer means the queue is deeper than it: the next
+		// one is a size larger, up to gatherLimit, so that a backlog
+		// goes out in few writes.
+		if full < gatherLimit {
 			w.release()
+			w.hint = max(w.hint, full+1)
 		}
 	}
 	if w.buf == nil {
